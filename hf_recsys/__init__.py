@@ -1,0 +1,30 @@
+"""hf-recsys: recommender systems as Hugging Face models."""
+
+from .auto import AutoModelForRecommendation, AutoRecConfig
+from .configuration_utils import RecConfig
+from .data.vocab import IdVocab, UnknownIdError
+from .modeling_utils import NotFittedError, RecommenderOutput, RecPreTrainedModel
+from .models.most_popular import MostPopularConfig, MostPopularModel
+from .registry import get_model_spec, install_transformers_hook, list_models, plugin_errors, register_model
+
+__version__ = "0.1.0"
+
+# transformers.AutoConfig/AutoModel resolve hf-recsys model types (plugins included, loaded lazily)
+install_transformers_hook()
+
+__all__ = [
+    "AutoModelForRecommendation",
+    "AutoRecConfig",
+    "IdVocab",
+    "MostPopularConfig",
+    "MostPopularModel",
+    "NotFittedError",
+    "RecConfig",
+    "RecPreTrainedModel",
+    "RecommenderOutput",
+    "UnknownIdError",
+    "get_model_spec",
+    "list_models",
+    "plugin_errors",
+    "register_model",
+]

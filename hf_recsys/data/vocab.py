@@ -1,0 +1,197 @@
+"""Id vocabularies: the user's own ids (ints or strings) <-> contiguous indices, like a tokenizer for users and items."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+VOCAB_FILE = "id_vocab.json"
+
+
+class UnknownIdError(KeyError):
+    """Ids that the vocabulary does not know (new users or items at inference time)."""
+
+    def __init__(self, kind: str, ids: Sequence[Any], hint: str = ""):
+        self.kind = kind
+        self.ids = list(ids)
+        shown = ", ".join(repr(i) for i in self.ids[:5]) + (" ..." if len(self.ids) > 5 else "")
+        super().__init__(f"{len(self.ids)} unknown {kind} id(s): {shown}. {hint}".strip())
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _as_arrow(values: Any) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu":
+            values = pa.array(arr.astype(np.int64, copy=False))
+        elif arr.dtype.kind in "OUS":
+            values = pa.array(arr.astype(str) if arr.dtype.kind != "O" else list(arr))
+        elif arr.dtype.kind == "f":
+            if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+                raise ValueError("Float ids must be whole numbers without NaN; cast them to int or str first.")
+            values = pa.array(arr.astype(np.int64))
+        else:
+            raise TypeError(f"Ids must be integers or strings, got numpy dtype {arr.dtype}.")
+    if pa.types.is_integer(values.type):
+        return values.cast(pa.int64())
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_dictionary(values.type):
+        return _as_arrow(values.dictionary_decode())
+    raise TypeError(f"Ids must be integers or strings, got Arrow type {values.type}.")
+
+
+class IdVocab:
+    """An ordered, duplicate-free list of ids; position = index.
+
+    Args:
+        ids: the ids in index order (ints or strings, no duplicates, no nulls).
+        kind: a word for error messages, e.g. ``"user"`` or ``"item"``.
+
+    Example:
+        ```python
+        >>> v = IdVocab.from_values(["b", "a", "b"], kind="item")
+        >>> v.encode(["a", "b"]).tolist(), v.decode([1]).tolist()
+        ([0, 1], ['b'])
+        ```
+    """
+
+    def __init__(self, ids: Any, kind: str = "id"):
+        arr = _as_arrow(ids)
+        if arr.null_count:
+            raise ValueError(f"A {kind} vocabulary cannot hold null ids.")
+        if len(pc.unique(arr)) != len(arr):
+            raise ValueError(f"A {kind} vocabulary cannot hold duplicate ids.")
+        self._ids = arr
+        self.kind = kind
+        self._lookup: dict[Any, int] | None = None
+
+    @classmethod
+    def from_values(cls, values: Any, kind: str = "id") -> IdVocab:
+        """Build a vocabulary from (possibly repeated) ids: the unique ids, sorted."""
+        arr = _as_arrow(values)
+        if arr.null_count:
+            raise ValueError(f"Cannot build a {kind} vocabulary: {arr.null_count} id(s) are null.")
+        uniq = pc.unique(arr)
+        return cls(pc.take(uniq, pc.sort_indices(uniq)), kind)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"IdVocab(kind={self.kind!r}, size={len(self)}, dtype={self.dtype})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdVocab) and self._ids.equals(other._ids)
+
+    def __contains__(self, key: Any) -> bool:
+        return self._dict().get(_py(key)) is not None
+
+    @property
+    def dtype(self) -> str:
+        return "int64" if pa.types.is_integer(self._ids.type) else "string"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids in index order (int64 array, or object array of str)."""
+        return self._ids.to_numpy(zero_copy_only=False)
+
+    def _dict(self) -> dict[Any, int]:
+        if self._lookup is None:
+            self._lookup = {k: i for i, k in enumerate(self._ids.to_pylist())}
+        return self._lookup
+
+    def encode(self, values: Any, unknown: str = "error") -> np.ndarray:
+        """Map ids to indices.
+
+        Args:
+            values: ids (a list, numpy or Arrow array).
+            unknown: ``"error"`` raises :class:`UnknownIdError` naming the unknown ids; ``"mask"`` returns -1 for them.
+
+        Returns:
+            ``np.ndarray`` of int64 indices, same length as ``values``.
+        """
+        arr = _as_arrow(values) if len(values) else pa.array([], type=self._ids.type)
+        if arr.type != self._ids.type:
+            raise TypeError(
+                f"{self.kind} ids are {self.dtype} in this vocabulary but {arr.type} were given; "
+                f"pass ids of the same type (e.g. {self._ids[0].as_py()!r} if the vocabulary is not empty)."
+                if len(self._ids)
+                else f"The {self.kind} vocabulary is empty."
+            )
+        idx = pc.index_in(arr, value_set=self._ids)
+        if idx.null_count:
+            if unknown == "error":
+                missing = pc.filter(arr, pc.is_null(idx)).to_pylist()
+                raise UnknownIdError(self.kind, list(dict.fromkeys(missing)))
+            idx = pc.fill_null(idx, -1)
+        return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def decode(self, indices: Any) -> np.ndarray:
+        """Map indices back to ids; the result has the shape of ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"{self.kind} index out of range [0, {len(self)}): {idx.min()}..{idx.max()}")
+        return self.ids[idx]
+
+    def extend(self, values: Iterable[Any]) -> IdVocab:
+        """A new vocabulary with the unseen ``values`` appended (existing indices keep their meaning)."""
+        arr = _as_arrow(list(values) if not isinstance(values, (np.ndarray, pa.Array)) else values)
+        new = pc.unique(pc.filter(arr, pc.invert(pc.is_in(arr, value_set=self._ids))))
+        return IdVocab(pa.concat_arrays([self._ids, new.cast(self._ids.type)]), self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "ids": self._ids.to_pylist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], kind: str = "id") -> IdVocab:
+        typ = pa.int64() if d["dtype"] == "int64" else pa.string()
+        return cls(pa.array(d["ids"], type=typ), kind)
+
+
+def _py(key: Any) -> Any:
+    if isinstance(key, np.integer):
+        return int(key)
+    if isinstance(key, np.str_):
+        return str(key)
+    return key
+
+
+def save_vocabs(folder: str | os.PathLike, users: IdVocab | None, items: IdVocab | None) -> str:
+    """Write ``id_vocab.json`` (plain JSON, never pickled) into ``folder``; returns its path."""
+    path = os.path.join(folder, VOCAB_FILE)
+    payload = {
+        "format": 1,
+        "users": users.to_dict() if users is not None else None,
+        "items": items.to_dict() if items is not None else None,
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f)
+    os.replace(tmp, path)
+    return path
+
+
+def load_vocabs(path: str | os.PathLike) -> tuple[IdVocab | None, IdVocab | None]:
+    """Read an ``id_vocab.json`` written by :func:`save_vocabs`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON (truncated or corrupted download?): {exc}") from exc
+    users = IdVocab.from_dict(payload["users"], "user") if payload.get("users") else None
+    items = IdVocab.from_dict(payload["items"], "item") if payload.get("items") else None
+    return users, items
+
+
+__all__ = ["IdVocab", "UnknownIdError", "VOCAB_FILE", "load_vocabs", "save_vocabs"]

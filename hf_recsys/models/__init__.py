@@ -1,0 +1,1 @@
+"""The core's own model families, one folder each."""
