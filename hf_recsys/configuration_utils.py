@@ -9,25 +9,30 @@ class RecConfig(PreTrainedConfig):
     """Base configuration for recommenders.
 
     Sizes live in the config so that a config alone builds a model; callers fill them from the data's id
-    vocabulary (``fit`` does it for you). Subclasses add their own typed keyword defaults, validate them in
-    ``__init__`` and pass ``**kwargs`` up.
+    vocabulary (``fit`` does it for you). Subclasses add typed options either as dataclass fields (the transformers
+    v5 style: annotated class attributes, validated in ``__post_init__``) or through a classic ``__init__`` with
+    typed keyword defaults that validates them and passes ``**kwargs`` up. A subclass that only sets
+    ``model_type`` works as is.
 
     Args:
         num_users: number of users in the user vocabulary (0 until the model is fitted or sized).
         num_items: number of items in the item vocabulary.
-        dataset_info: free-form facts about the training data (name, sizes, split) recorded for model cards.
+        dataset_info: facts about the training data (name, sizes, split) recorded for model cards.
     """
 
     model_type = "hf_recsys"
 
-    def __init__(self, num_users: int = 0, num_items: int = 0, dataset_info: dict | None = None, **kwargs):
-        for name, value in (("num_users", num_users), ("num_items", num_items)):
+    num_users: int = 0
+    num_items: int = 0
+    dataset_info: dict | None = None
+
+    def __post_init__(self, **kwargs):
+        for name in ("num_users", "num_items"):
+            value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{type(self).__name__}: {name} must be a non-negative int, got {value!r}.")
-        self.num_users = num_users
-        self.num_items = num_items
-        self.dataset_info = dict(dataset_info or {})
-        super().__init__(**kwargs)
+        self.dataset_info = dict(self.dataset_info or {})
+        super().__post_init__(**kwargs)
 
 
 def check_choice(cfg: RecConfig, name: str, value: object, choices: tuple) -> None:

@@ -138,7 +138,7 @@ class RecPreTrainedModel(PreTrainedModel):
     def _require_vocab(self) -> None:
         if self.user_vocab is None or self.item_vocab is None:
             raise NotFittedError(
-                f"{type(self).__name__} has no id vocabulary: fit it first, or call set_vocabs(user_vocab, item_vocab)."
+                f"{type(self).__name__} has no id vocabulary: fit it first or call set_vocabs(user_vocab, item_vocab)."
             )
 
     def fit(
@@ -170,6 +170,8 @@ class RecPreTrainedModel(PreTrainedModel):
             >>> ids, scores = model.recommend([log[0]["user_id"]], k=3)
             ```
         """
+        if len(data) == 0:
+            raise ValueError("Cannot fit on an empty interaction log.")
         if isinstance(data, Interactions):
             self._require_vocab()
             inter = data
@@ -179,8 +181,6 @@ class RecPreTrainedModel(PreTrainedModel):
                 built_u, built_i = build_vocabs(data)
             self.set_vocabs(user_vocab or self.user_vocab or built_u, item_vocab or self.item_vocab or built_i)
             inter = encode_interactions(data, self.user_vocab, self.item_vocab)
-        if len(inter) == 0:
-            raise ValueError("Cannot fit on an empty interaction log.")
         self.config.num_users, self.config.num_items = inter.num_users, inter.num_items
         self.seen_items = inter.to_csr("binary")
         self._fit(inter, show_progress=show_progress, **kwargs)
@@ -191,8 +191,10 @@ class RecPreTrainedModel(PreTrainedModel):
     # ------------------------------------------------------------------ the public, id-space API
     def _encode_users(self, users: Sequence[Any]) -> np.ndarray:
         self._require_vocab()
-        hint = "Pass histories= to recommend from their item histories." if self.supports_history else (
-            f"{type(self).__name__} cannot score users unseen at training time."
+        hint = (
+            "Pass histories= to recommend from their item histories."
+            if self.supports_history
+            else (f"{type(self).__name__} cannot score users unseen at training time.")
         )
         try:
             return self.user_vocab.encode(list(users) if not isinstance(users, np.ndarray) else users)
@@ -227,9 +229,9 @@ class RecPreTrainedModel(PreTrainedModel):
         if exclude_seen:
             for rows_of, seen in seen_parts:
                 rows = rows_of[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))]
-                scores[torch.as_tensor(rows, device=self.device), torch.as_tensor(seen.indices, device=self.device)] = (
-                    -torch.inf
-                )
+                scores[
+                    torch.as_tensor(rows, device=self.device), torch.as_tensor(seen.indices, device=self.device)
+                ] = -torch.inf
         return scores
 
     def _split_histories(self, users: Sequence[Any], histories: Any) -> tuple[np.ndarray, list | None]:
@@ -365,7 +367,11 @@ class RecPreTrainedModel(PreTrainedModel):
 
         def fetch(name: str) -> str | None:
             return cached_file(
-                path, name, _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False, **hub
+                path,
+                name,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **hub,
             )
 
         vocab_path = fetch(VOCAB_FILE)

@@ -87,7 +87,8 @@ def register_model(
     """
     if getattr(config_cls, "model_type", None) != name:
         raise RegistryError(
-            f"Cannot register {name!r}: {config_cls.__name__}.model_type is {getattr(config_cls, 'model_type', None)!r}; "
+            f"Cannot register {name!r}: {config_cls.__name__}.model_type is "
+            f"{getattr(config_cls, 'model_type', None)!r}; "
             "the registry key must equal the config's model_type."
         )
     if getattr(model_cls, "config_class", None) is not config_cls:
@@ -101,7 +102,8 @@ def register_model(
             return  # the same registration twice (e.g. a module imported again) is harmless
         raise RegistryError(
             f"A model named {name!r} is already registered ({existing.model_class.__module__}."
-            f"{existing.model_class.__name__}, from {existing.distribution or 'code'}); pass exist_ok=True to replace it."
+            f"{existing.model_class.__name__}, from {existing.distribution or 'code'}); "
+            "pass exist_ok=True to replace it."
         )
     _MODELS[name] = ModelSpec(name, config_cls, model_cls, distribution)
     AutoConfig.register(name, config_cls, exist_ok=True)

@@ -97,7 +97,8 @@ def _column(data: Any, name: str) -> pa.Array | None:
 
         if not isinstance(data, pd.DataFrame):
             raise TypeError(
-                f"Expected a datasets.Dataset, pandas.DataFrame or pyarrow.Table of interactions, got {type(data).__name__}."
+                "Expected a datasets.Dataset, pandas.DataFrame or pyarrow.Table of interactions, "
+                f"got {type(data).__name__}."
             )
         return pa.array(data[name]) if name in data.columns else None
     if name not in table.column_names:

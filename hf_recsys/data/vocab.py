@@ -1,4 +1,4 @@
-"""Id vocabularies: the user's own ids (ints or strings) <-> contiguous indices, like a tokenizer for users and items."""
+"""Id vocabularies: the user's own ids (ints or strings) <-> contiguous indices, a tokenizer for users and items."""
 
 from __future__ import annotations
 

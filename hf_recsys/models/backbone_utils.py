@@ -1,0 +1,247 @@
+"""What the backbone recommenders share: a config base with the backbone and LoRA options, and a model mixin that
+builds the backbone (by path / Hub id, or from a config dict for tiny test models), freezes it or wraps it in a peft
+LoRA adapter, saves only what cannot be rebuilt from ``base_model`` and loads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..configuration_utils import RecConfig, check_positive
+from ..data.vocab import save_vocabs
+from ..modeling_utils import SEEN_FILE
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+BACKBONE_PREFIX = "backbone."
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+#: LoRA target modules per backbone ``model_type`` (module names that exist in transformers 5.x); others use
+#: ``"all-linear"``.
+DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
+    "bert": ["query", "key", "value", "dense"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "vit": ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"],
+}
+
+
+class BackboneRecConfig(RecConfig):
+    """Options every backbone recommender shares (subclasses add their own and set ``model_type``).
+
+    Args:
+        backbone_name_or_path: a local folder or Hub id of a pretrained ``AutoModel`` backbone. Recorded as
+            ``base_model``; a LoRA or frozen model saves without the backbone and reloads it from here.
+        backbone_config: instead of pretrained weights, a backbone config as a dict with a ``model_type`` (e.g.
+            ``{"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2}``): a randomly initialised backbone.
+        freeze_backbone: do not train the backbone weights (adapters and heads still train).
+        use_lora: wrap the backbone in a peft LoRA adapter (implies a frozen base backbone).
+        lora_r, lora_alpha, lora_dropout: LoRA rank, scaling and dropout.
+        lora_target_modules: module names to adapt; ``None`` picks them from the backbone type
+            (:data:`DEFAULT_LORA_TARGETS`).
+        lora_layers: adapt only these layer indices (``None``: all layers).
+        base_model: set from ``backbone_name_or_path``; kept for model cards and reloading.
+        **kwargs: passed to :class:`RecConfig`.
+    """
+
+    def __init__(
+        self,
+        backbone_name_or_path: str | None = None,
+        backbone_config: dict | None = None,
+        freeze_backbone: bool = False,
+        use_lora: bool = False,
+        lora_r: int = 8,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        lora_target_modules: list[str] | str | None = None,
+        lora_layers: list[int] | None = None,
+        base_model: str | None = None,
+        **kwargs,
+    ):
+        if backbone_name_or_path is not None and backbone_config is not None:
+            raise ValueError(
+                f"{type(self).__name__}: give backbone_name_or_path (pretrained) or backbone_config (random init), "
+                "not both."
+            )
+        if backbone_config is not None and "model_type" not in backbone_config:
+            raise ValueError(f"{type(self).__name__}: backbone_config needs a 'model_type' key (e.g. 'gpt2').")
+        check_positive(self, "lora_r", lora_r)
+        check_positive(self, "lora_alpha", lora_alpha)
+        check_positive(self, "lora_dropout", lora_dropout, allow_zero=True)
+        self.backbone_name_or_path = None if backbone_name_or_path is None else str(backbone_name_or_path)
+        self.backbone_config = None if backbone_config is None else dict(backbone_config)
+        self.base_model = self.backbone_name_or_path or base_model
+        self.freeze_backbone = bool(freeze_backbone)
+        self.use_lora = bool(use_lora)
+        self.lora_r, self.lora_alpha, self.lora_dropout = int(lora_r), float(lora_alpha), float(lora_dropout)
+        self.lora_target_modules = lora_target_modules
+        self.lora_layers = None if lora_layers is None else [int(i) for i in lora_layers]
+        super().__init__(**kwargs)
+
+
+def build_backbone(config: BackboneRecConfig, **overrides: Any) -> nn.Module:
+    """The backbone ``AutoModel`` of a config: pretrained from ``backbone_name_or_path``, else randomly initialised
+    from ``backbone_config`` (``overrides`` update that dict)."""
+    from transformers import AutoConfig, AutoModel
+
+    if config.backbone_name_or_path is not None:
+        return AutoModel.from_pretrained(config.backbone_name_or_path)
+    if config.backbone_config is None:
+        raise ValueError(f"{type(config).__name__} names no backbone: set backbone_name_or_path or backbone_config.")
+    cfg = dict(config.backbone_config) | overrides
+    return AutoModel.from_config(AutoConfig.for_model(**cfg))
+
+
+def lora_targets(config: BackboneRecConfig, backbone_type: str) -> list[str] | str:
+    """The configured LoRA target modules, or the default for this backbone type."""
+    if config.lora_target_modules is not None:
+        return config.lora_target_modules
+    return DEFAULT_LORA_TARGETS.get(backbone_type, "all-linear")
+
+
+def prepare_backbone(backbone: nn.Module, config: BackboneRecConfig) -> nn.Module:
+    """Freeze the backbone and/or wrap it in a LoRA adapter, as the config says."""
+    if config.freeze_backbone or config.use_lora:
+        backbone.requires_grad_(False)
+    if not config.use_lora:
+        return backbone
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_targets(config, backbone.config.model_type),
+        layers_to_transform=config.lora_layers,
+        bias="none",
+    )
+    return get_peft_model(backbone, lora)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run a block in eval mode (dropout off, deterministic scores), restoring the previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            module.train()
+
+
+class BackboneModelMixin:
+    """Saving, loading, LoRA merging and parameter accounting for models whose backbone lives in ``self.backbone``.
+
+    Saving writes ``config.json``, ``model.safetensors`` (every weight except, when the backbone is pretrained and
+    frozen or LoRA-wrapped, the backbone's own weights, which are rebuilt from ``config.base_model``), the id
+    vocabularies and the seen-items matrix. Loading rebuilds the model from its config (so the backbone comes from
+    ``base_model``), then loads the saved weights over it, refusing a checkpoint that misses anything else.
+    """
+
+    def backbone_is_rebuildable(self) -> bool:
+        """The backbone's base weights equal those at ``base_model`` (pretrained and not trained)."""
+        cfg = self.config
+        return cfg.backbone_name_or_path is not None and (cfg.use_lora or cfg.freeze_backbone)
+
+    def _is_base_backbone_key(self, key: str) -> bool:
+        return key.startswith(BACKBONE_PREFIX) and "lora_" not in key
+
+    def weights_to_save(self) -> dict[str, torch.Tensor]:
+        """The state dict that ``save_pretrained`` writes."""
+        state = self.state_dict()
+        if self.backbone_is_rebuildable():
+            state = {k: v for k, v in state.items() if not self._is_base_backbone_key(k)}
+        return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True, **kwargs) -> None:
+        """Write the config, the weights that cannot be rebuilt from ``base_model``, the id vocabularies and the
+        seen items to ``save_directory``. ``push_to_hub=True`` is not supported here; use ``push_to_hub``."""
+        if kwargs.get("push_to_hub"):
+            raise NotImplementedError("Call model.push_to_hub(repo_id) instead of save_pretrained(push_to_hub=True).")
+        if not is_main_process:
+            return
+        os.makedirs(save_directory, exist_ok=True)
+        self.config.save_pretrained(save_directory)
+        save_file(self.weights_to_save(), os.path.join(save_directory, WEIGHTS_FILE), metadata={"format": "pt"})
+        if self.user_vocab is not None or self.item_vocab is not None:
+            save_vocabs(save_directory, self.user_vocab, self.item_vocab)
+        if self.seen_items is not None:
+            m = self.seen_items.tocsr()
+            save_file(
+                {
+                    "indptr": torch.as_tensor(m.indptr.astype(np.int64)),
+                    "indices": torch.as_tensor(m.indices.astype(np.int64)),
+                    "shape": torch.tensor(m.shape, dtype=torch.int64),
+                },
+                os.path.join(save_directory, SEEN_FILE),
+            )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        """Rebuild the model from its saved config (the backbone from ``base_model``) and load the saved weights.
+
+        Raises:
+            ValueError: the checkpoint lacks weights that cannot be rebuilt, or holds unknown ones.
+        """
+        from transformers.utils import cached_file
+
+        path = str(pretrained_model_name_or_path)
+        hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+        config = kwargs.get("config")
+        if not isinstance(config, cls.config_class):
+            config = cls.config_class.from_pretrained(path, **hub)
+        model = cls(config)
+        weights = cached_file(path, WEIGHTS_FILE, **hub)
+        missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
+        bad_missing = [k for k in missing if not (model.backbone_is_rebuildable() and model._is_base_backbone_key(k))]
+        if bad_missing or unexpected:
+            raise ValueError(
+                f"{path}/{WEIGHTS_FILE} does not match {cls.__name__}: missing {bad_missing[:5]}, unexpected "
+                f"{list(unexpected)[:5]}. The checkpoint is truncated or was saved by another model/config."
+            )
+        model._load_rec_files(path, hub)
+        model.after_load()
+        model.eval()
+        return model
+
+    def after_load(self) -> None:
+        """Hook: re-freeze fixed tensors after loading (loading may flip ``requires_grad``)."""
+
+    def merge_adapter(self):
+        """Merge the LoRA adapter into the backbone weights (one call, for serving): the model becomes a plain
+        backbone model with identical scores; saving it then writes the full, merged backbone."""
+        if not self.config.use_lora:
+            raise ValueError(f"{type(self).__name__} has no LoRA adapter to merge (config.use_lora is False).")
+        self.backbone = self.backbone.merge_and_unload()
+        self.config.use_lora = False
+        self.config.freeze_backbone = False
+        self.clear_cache()
+        return self
+
+    def clear_cache(self) -> None:
+        """Hook: forget cached item representations."""
+
+    def num_parameters_by_trainability(self) -> tuple[int, int]:
+        """``(trainable, total)`` parameter counts."""
+        params = list(self.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+__all__ = [
+    "BackboneModelMixin",
+    "BackboneRecConfig",
+    "DEFAULT_LORA_TARGETS",
+    "build_backbone",
+    "eval_mode",
+    "lora_targets",
+    "prepare_backbone",
+]
