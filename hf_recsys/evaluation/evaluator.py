@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +42,13 @@ class EvaluationResult:
         sampled_negatives: ``None`` for full ranking, else the number of sampled negatives per user.
         rating_stats: per-user ``n``, ``sse``, ``sae`` of rated pairs (for pooled RMSE/MAE intervals).
         metadata: free-form facts (model type, counts of unknown or masked test items, ...).
+        topk_items: with ``evaluate_model(..., keep_topk=True)``, each user's ranked top ``max(ks)`` item ids (the
+            caller's ids), aligned with ``users``; an object array with ``None`` where fewer items were rankable.
     """
 
     summary: dict[str, float]
-    per_user: dict[str, np.ndarray]
-    users: np.ndarray
+    per_user: dict[str, np.ndarray] = field(repr=False)
+    users: np.ndarray = field(repr=False)
     protocol: str
     num_users: int
     skipped_users: np.ndarray
@@ -54,6 +57,7 @@ class EvaluationResult:
     sampled_negatives: int | None = None
     rating_stats: dict[str, np.ndarray] | None = field(default=None, repr=False)
     metadata: dict[str, Any] = field(default_factory=dict)
+    topk_items: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def num_skipped(self) -> int:
@@ -213,6 +217,8 @@ def _check_sizes(model: Any, inter: Interactions, what: str) -> None:
 
 def _seen_matrix(model: Any, train: Any) -> sp.csr_matrix | None:
     if train is None:
+        if model.seen_items is None:
+            logger.warning("train=None and the model stores no training items: nothing is masked.")
         return model.seen_items
     if isinstance(train, Interactions):
         _check_sizes(model, train, "train")
@@ -222,6 +228,25 @@ def _seen_matrix(model: Any, train: Any) -> sp.csr_matrix | None:
 
 
 # ---------------------------------------------------------------------------------------------- the batch loop
+@contextmanager
+def serial_small_ops(device: torch.device):
+    """Run per-batch bookkeeping on tensors of ``(batch, K)`` or a few thousand entries on one CPU thread.
+
+    Waking torch's CPU thread pool for such tiny tensors costs more than the work; on a machine shared with other
+    jobs it cost 10-30 ms per operation (measured on 2 busy cores), more than the scoring itself. The score matmul
+    and the top-K over the full catalogue still run on every thread. No effect on GPUs.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _Ranker:
     """Scores, masks, restricts (sampled mode) and ranks one batch of users; returns hits and item indices."""
 
@@ -239,23 +264,28 @@ class _Ranker:
 
     def _pairs(self, m: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-        return torch.as_tensor(rows, device=self.device), torch.as_tensor(m.indices, dtype=torch.long, device=self.device)
+        return torch.as_tensor(rows, device=self.device), torch.as_tensor(
+            m.indices, dtype=torch.long, device=self.device
+        )
 
     def rank(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(hits, top_i, valid)``, each ``(batch, K)``, for the users in rows ``start:stop`` of the targets."""
         user_idx = self.targets.users[start:stop]
         scores = self.model.score_users(torch.as_tensor(user_idx, dtype=torch.long, device=self.device)).float()
         seen = None
-        if self.seen is not None:
-            seen = self._pairs(self.seen[user_idx])
-            scores.index_put_(seen, torch.tensor(-torch.inf, device=self.device))
+        with serial_small_ops(self.device):
+            if self.seen is not None:
+                seen = self._pairs(self.seen[user_idx])
+                scores.index_put_(seen, torch.tensor(-torch.inf, device=self.device))
         if self.sampled is not None:
             scores = self._restrict_to_sample(scores, seen, self._pairs(self.targets.relevant[start:stop]))
         top_s, top_i = torch.topk(scores, min(self.k, self.num_items), dim=1)
-        valid = ~(torch.isneginf(top_s) | torch.isnan(top_s))
-        query = (torch.arange(start, stop, device=self.device)[:, None] * self.num_items + top_i).flatten()
-        pos = torch.searchsorted(self.rel_keys, query).clamp(max=max(len(self.rel_keys) - 1, 0))
-        hits = (self.rel_keys[pos] == query).view_as(top_i) if len(self.rel_keys) else torch.zeros_like(valid)
-        return hits & valid, top_i, valid
+        with serial_small_ops(self.device):
+            valid = ~(torch.isneginf(top_s) | torch.isnan(top_s))
+            query = (torch.arange(start, stop, device=self.device)[:, None] * self.num_items + top_i).flatten()
+            pos = torch.searchsorted(self.rel_keys, query).clamp(max=max(len(self.rel_keys) - 1, 0))
+            hits = (self.rel_keys[pos] == query).view_as(top_i) if len(self.rel_keys) else torch.zeros_like(valid)
+            return hits & valid, top_i, valid
 
     def _restrict_to_sample(self, scores, seen, relevant) -> torch.Tensor:
         """Keep each user's relevant items plus ``sampled`` random items neither seen nor relevant."""
@@ -294,6 +324,7 @@ def evaluate_model(
     sampled_negatives: int | None = None,
     seed: int = 0,
     show_progress: bool = True,
+    keep_topk: bool = False,
 ) -> EvaluationResult:
     """Evaluate a fitted model by full ranking: every item is scored for every test user.
 
@@ -318,6 +349,7 @@ def evaluate_model(
             so). Never the default.
         seed: seed of the negative sampling.
         show_progress: show a progress bar.
+        keep_topk: keep every user's ranked top ``max(ks)`` items in ``result.topk_items``.
 
     Returns:
         An :class:`EvaluationResult`.
@@ -341,7 +373,7 @@ def evaluate_model(
     seen = _seen_matrix(model, train) if exclude_seen else None
     meta = _log_counts(model, targets, seen)
     ranker = _Ranker(model, targets, seen, max(ks), sampled_negatives, seed)
-    per_user, covered = _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress)
+    per_user, covered, topk = _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress, keep_topk)
     summary = {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}
     for k, c in covered.items():
         summary[f"coverage@{k}"] = float(c.sum()) / max(ranker.num_items, 1)
@@ -349,7 +381,7 @@ def evaluate_model(
     if rating_metrics:
         rating_stats = _rating_metrics(model, targets, summary, per_user)
     suffix = f"_sampled{sampled_negatives}" if sampled_negatives is not None else ""
-    masked = None if seen is None else ("training items" if train is not None else "the model's stored seen items")
+    masked = None if seen is None else ("training items" if train is not None else "the model's stored training items")
     return EvaluationResult(
         summary={k + suffix: v for k, v in summary.items()},
         per_user={k + suffix: v for k, v in per_user.items()},
@@ -362,10 +394,21 @@ def evaluate_model(
         sampled_negatives=sampled_negatives,
         rating_stats=rating_stats,
         metadata={"model_type": getattr(model.config, "model_type", None), **meta},
+        topk_items=None if topk is None else _decode_topk(model, topk),
     )
 
 
-def _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress):
+def _decode_topk(model, topk: np.ndarray) -> np.ndarray:
+    valid = topk >= 0
+    ids = model.item_vocab.decode(np.where(valid, topk, 0))
+    if valid.all():
+        return ids
+    ids = ids.astype(object)
+    ids[~valid] = None
+    return ids
+
+
+def _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress, keep_topk):
     from tqdm.auto import tqdm
 
     n = len(targets.users)
@@ -373,6 +416,7 @@ def _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress)
     covered = {k: torch.zeros(ranker.num_items, dtype=torch.bool, device=ranker.device) for k in ks}
     covered = covered if "coverage" in metrics else {}
     parts: dict[str, list[torch.Tensor]] = {}
+    tops: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
@@ -380,18 +424,27 @@ def _run_batches(model, ranker, targets, ks, metrics, batch_size, show_progress)
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 hits, top_i, valid = ranker.rank(start, stop)
-                for name, v in ranking_metrics_from_hits(hits, num_relevant[start:stop], ks, metrics).items():
-                    parts.setdefault(name, []).append(v.cpu())
-                for k, c in covered.items():
-                    c[top_i[:, :k][valid[:, :k]]] = True
+                with serial_small_ops(ranker.device):
+                    for name, v in ranking_metrics_from_hits(hits, num_relevant[start:stop], ks, metrics).items():
+                        parts.setdefault(name, []).append(v.cpu())
+                    for k, c in covered.items():
+                        c[top_i[:, :k][valid[:, :k]]] = True
+                    if keep_topk:
+                        tops.append(torch.where(valid, top_i, -1).cpu())
                 bar.update(stop - start)
     finally:
         model.train(was_training)
     per_user = {name: torch.cat(v).numpy() for name, v in parts.items()}
     if not parts:  # no evaluable users: empty arrays, NaN means
-        per_user = {name: np.zeros(0) for name in ranking_metrics_from_hits(
-            torch.zeros(0, max(ks), dtype=torch.bool), torch.zeros(0), ks, metrics)}
-    return per_user, {k: c.cpu() for k, c in covered.items()}
+        per_user = {
+            name: np.zeros(0)
+            for name in ranking_metrics_from_hits(
+                torch.zeros(0, max(ks), dtype=torch.bool), torch.zeros(0), ks, metrics
+            )
+        }
+    width = min(max(ks), ranker.num_items)
+    topk = (torch.cat(tops).numpy() if tops else np.zeros((0, width), np.int64)) if keep_topk else None
+    return per_user, {k: c.cpu() for k, c in covered.items()}, topk
 
 
 def _rating_metrics(model, targets, summary, per_user) -> dict[str, np.ndarray]:

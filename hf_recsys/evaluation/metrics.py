@@ -90,20 +90,26 @@ def ranking_metrics_from_hits(
         h = hits[:, :k].to(torch.float64)
         if h.shape[1] < k:  # fewer ranked items than k: pad with misses
             h = torch.nn.functional.pad(h, (0, k - h.shape[1]))
-        n_hits = h.sum(1)
-        ranks = torch.arange(1, k + 1, dtype=torch.float64, device=device)
-        values = {
-            "hit_rate": lambda: (n_hits > 0).to(torch.float64),
-            "precision": lambda: n_hits / k,
-            "recall": lambda: n_hits / safe_rel,
-            "ndcg": lambda: _ndcg(h, n_rel, k),
-            "map": lambda: (h * h.cumsum(1) / ranks).sum(1) / safe_rel,
-            "mrr": lambda: (h / ranks).amax(1),
-        }
         for name in RANKING_METRICS:
             if name in metrics:
-                out[f"{name}@{k}"] = values[name]()
+                out[f"{name}@{k}"] = _metric_at_k(name, h, n_rel, safe_rel, k)
     return out
+
+
+def _metric_at_k(name: str, h: torch.Tensor, n_rel: torch.Tensor, safe_rel: torch.Tensor, k: int) -> torch.Tensor:
+    """One metric from the float hit matrix ``h`` ``(batch, k)``."""
+    if name == "hit_rate":
+        return (h.sum(1) > 0).to(torch.float64)
+    if name == "precision":
+        return h.sum(1) / k
+    if name == "recall":
+        return h.sum(1) / safe_rel
+    if name == "ndcg":
+        return _ndcg(h, n_rel, k)
+    ranks = torch.arange(1, k + 1, dtype=torch.float64, device=h.device)
+    if name == "map":
+        return (h * h.cumsum(1) / ranks).sum(1) / safe_rel
+    return (h / ranks).amax(1)  # mrr: 1 / rank of the first hit
 
 
 def _ndcg(h: torch.Tensor, n_rel: torch.Tensor, k: int) -> torch.Tensor:
@@ -199,7 +205,8 @@ def ranking_metrics_from_lists(
         raise ValueError("coverage@K needs the catalogue size: pass num_items=.")
     hits, n_rel, codes, valid = hits_from_lists(predictions, references)
     per_user = {
-        k: v.numpy() for k, v in ranking_metrics_from_hits(torch.from_numpy(hits), torch.from_numpy(n_rel), ks, metrics).items()
+        k: v.numpy()
+        for k, v in ranking_metrics_from_hits(torch.from_numpy(hits), torch.from_numpy(n_rel), ks, metrics).items()
     }
     summary = {k: float(v.mean()) if len(v) else float("nan") for k, v in per_user.items()}
     if "coverage" in metrics:

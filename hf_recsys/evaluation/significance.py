@@ -104,13 +104,22 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def __str__(self) -> str:
+        pct = int(round(self.level * 100))
+        return (
+            f"{self.metric}: {self.mean_a:.4f} vs {self.mean_b:.4f}, difference {self.mean_diff:+.4f} "
+            f"({pct}% CI [{self.ci_low:+.4f}, {self.ci_high:+.4f}]), paired t-test p={self.t_pvalue:.3g}, "
+            f"Wilcoxon p={self.wilcoxon_pvalue:.3g}, over {self.num_users} users"
+        )
 
-def paired_values(result_a: Any, result_b: Any, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """The per-user values of ``metric`` of two results over their common users (NaN pairs dropped)."""
+
+def paired_values(result_a: Any, result_b: Any, metric: str, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The per-user values of ``metric`` of two results over their common users (NaN pairs dropped); logs a warning
+    when the two protocols differ (``warn=False`` silences it)."""
     for r in (result_a, result_b):
         if metric not in r.per_user:
             raise KeyError(f"No per-user values for {metric!r}; available: {sorted(r.per_user)}.")
-    if result_a.protocol != result_b.protocol:
+    if warn and result_a.protocol != result_b.protocol:
         logger.warning("Comparing results of different protocols: %r vs %r.", result_a.protocol, result_b.protocol)
     _, ia, ib = np.intersect1d(result_a.users, result_b.users, assume_unique=True, return_indices=True)
     a, b = result_a.per_user[metric][ia], result_b.per_user[metric][ib]
@@ -213,14 +222,18 @@ def comparison_table(
     if metrics is None:
         metrics = [m for m in items[0][1].summary if all(m in r.summary for _, r in items[1:])]
     base = dict(items)[baseline] if baseline is not None else None
-    lines = [f"**Protocol:** {p}." for p in dict.fromkeys(r.protocol for _, r in items)]
+    protocols = list(dict.fromkeys(r.protocol for _, r in items))
+    lines = [f"**Protocol:** {p}." for p in protocols]
+    if len(protocols) > 1:
+        lines.append("**Warning:** the results were produced under different protocols; compare with care.")
     lines += ["", "| model | " + " | ".join(metrics) + " |", "| --- |" + " ---: |" * len(metrics)]
     for name, r in items:
         cells = []
         for m in metrics:
             cell = f"{r.summary[m]:.{digits}f}" if m in r.summary else "-"
             if base is not None and r is not base and m in r.per_user and m in base.per_user:
-                if compare(r, base, m, n_boot=1).significant(alpha, test):
+                t_p, w_p = paired_tests(*paired_values(r, base, m, warn=False))
+                if (t_p if test == "t" else w_p) < alpha:
                     cell += "*"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
