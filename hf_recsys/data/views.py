@@ -152,4 +152,38 @@ def encode_interactions(
     return Interactions(u, i, rating, ts, len(user_vocab), len(item_vocab))
 
 
-__all__ = ["CANONICAL_COLUMNS", "Interactions", "build_vocabs", "encode_interactions"]
+def to_sequences(
+    interactions: Interactions, drop_unknown: bool = True, return_timestamps: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Per-user, time-ordered item sequences in CSR layout.
+
+    Args:
+        interactions: the encoded log. Rows are ordered by timestamp within each user, ties (and logs without
+            timestamps) keep log order.
+        drop_unknown: leave out rows whose item is unknown (``item_idx == -1``).
+        return_timestamps: also return the timestamps aligned with ``items``.
+
+    Returns:
+        ``(indptr, items)``: ``indptr`` is ``(num_users + 1,)`` int64 and user ``u``'s sequence is
+        ``items[indptr[u]:indptr[u + 1]]`` (oldest first); ``items`` is int64. With ``return_timestamps``, a third
+        array of timestamps (None when the log has none).
+
+    Example:
+        ```python
+        >>> indptr, items = to_sequences(inter)
+        >>> last_item_of_user_3 = items[indptr[4] - 1]
+        ```
+    """
+    inter = interactions.known() if drop_unknown else interactions
+    keys = [inter.user_idx] if inter.timestamp is None else [inter.timestamp, inter.user_idx]
+    order = np.lexsort(keys)  # stable: equal keys keep log order
+    counts = np.bincount(inter.user_idx, minlength=interactions.num_users)
+    indptr = np.zeros(interactions.num_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    items = inter.item_idx[order].astype(np.int64, copy=False)
+    if not return_timestamps:
+        return indptr, items
+    return indptr, items, None if inter.timestamp is None else inter.timestamp[order]
+
+
+__all__ = ["CANONICAL_COLUMNS", "Interactions", "build_vocabs", "encode_interactions", "to_sequences"]
