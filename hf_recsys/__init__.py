@@ -2,7 +2,9 @@
 
 from .auto import AutoModelForRecommendation, AutoRecConfig
 from .configuration_utils import RecConfig
+from .data import generate_interactions, leave_last_out, load_interactions, load_items, load_movielens
 from .data.vocab import IdVocab, UnknownIdError
+from .evaluation import compare, evaluate_model
 from .modeling_utils import NotFittedError, RecommenderOutput, RecPreTrainedModel
 from .models.most_popular import MostPopularConfig, MostPopularModel
 from .registry import get_model_spec, install_transformers_hook, list_models, plugin_errors, register_model
@@ -23,6 +25,13 @@ __all__ = [
     "RecPreTrainedModel",
     "RecommenderOutput",
     "UnknownIdError",
+    "compare",
+    "evaluate_model",
+    "generate_interactions",
+    "leave_last_out",
+    "load_interactions",
+    "load_items",
+    "load_movielens",
     "get_model_spec",
     "list_models",
     "plugin_errors",
