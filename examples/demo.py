@@ -33,7 +33,8 @@ def main() -> None:
         if model_type not in registered:
             continue
         model = AutoModelForRecommendation.for_model(model_type, **options).fit(splits["train"], show_progress=False)
-        results[model_type] = (model, evaluate_model(model, splits["train"], splits["test"], ks=(10,), show_progress=False))
+        result = evaluate_model(model, splits["train"], splits["test"], ks=(10,), show_progress=False)
+        results[model_type] = (model, result)
 
     print("| model | HR@10 | NDCG@10 | MRR@10 | Recall@10 | coverage@10 |")
     print("| --- | --- | --- | --- | --- | --- |")
