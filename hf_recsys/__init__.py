@@ -7,12 +7,15 @@ from .data.vocab import IdVocab, UnknownIdError
 from .evaluation import compare, evaluate_model
 from .modeling_utils import NotFittedError, RecommenderOutput, RecPreTrainedModel
 from .models.most_popular import MostPopularConfig, MostPopularModel
+from .pipelines import register_pipeline
 from .registry import get_model_spec, install_transformers_hook, list_models, plugin_errors, register_model
 
 __version__ = "0.1.0"
 
 # transformers.AutoConfig/AutoModel resolve hf-recsys model types (plugins included, loaded lazily)
 install_transformers_hook()
+# pipeline("recommendation", model=...) works after `import hf_recsys`
+register_pipeline()
 
 __all__ = [
     "AutoModelForRecommendation",

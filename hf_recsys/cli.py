@@ -1,4 +1,4 @@
-"""The ``hf-recsys`` command line: plugins, data inspect|split, fit, evaluate, recommend.
+"""The ``hf-recsys`` command line: plugins, data inspect|split, fit, evaluate, recommend, push.
 
 Run ``hf-recsys --help`` or ``python -m hf_recsys.cli --help``.
 """
@@ -136,9 +136,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .auto import AutoModelForRecommendation
 
     model = AutoModelForRecommendation.for_model(args.model_type, **_config_kwargs(args))
+    from .hub import record_dataset
+
     train = _load(args.train, args)
-    model.config.dataset_info = {"train_source": os.path.abspath(args.train), "train_interactions": len(train)}
     model.fit(train)
+    record_dataset(model, train, name=args.dataset_name or os.path.basename(args.train), source=args.train)
     model.save_pretrained(args.output)
     print(
         f"fitted {args.model_type} on {len(train):,} interactions "
@@ -148,10 +150,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str, revision: str | None = None):
-    from .auto import AutoModelForRecommendation
+    from .hub import load_model
 
-    kwargs = {"revision": revision} if revision else {}
-    return AutoModelForRecommendation.from_pretrained(path, **kwargs)
+    return load_model(path, **({"revision": revision} if revision else {}))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -161,6 +162,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train, test = _load(args.train, args), _load(args.test, args)
     result = evaluate_model(model, train, test, ks=tuple(args.k), rating_metrics=args.rating_metrics)
     print(result.to_markdown())
+    if args.record:
+        from .hub import record_evaluation
+
+        record_evaluation(model, result)
+        model.save_pretrained(args.model)
+        print(f"evaluation recorded in {args.model}/config.json (it goes into the model card)")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=2)
@@ -221,6 +228,29 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    model = _load_model(args.model)
+    eval_results = None
+    if args.eval_results:
+        with open(args.eval_results, encoding="utf-8") as f:
+            eval_results = json.load(f)
+    card = {k: v for k, v in (("base_model", args.base_model), ("license", args.license)) if v}
+    info = push_to_hub(
+        model,
+        args.repo_id,
+        eval_results=eval_results,
+        revision=args.revision,
+        private=args.private or None,
+        token=args.token,
+        commit_message=args.commit_message,
+        **card,
+    )
+    print(f"pushed {args.model} -> {info.commit_url}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-recsys", description="Recommender systems on the Hugging Face stack.")
@@ -256,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder to save_pretrained into")
     p.add_argument("--config", help="JSON file of config options")
     p.add_argument("--set", nargs="*", help="config overrides key=value (values parsed as JSON)")
+    p.add_argument("--dataset-name", help="name of the training data for the model card (default: file name)")
     _add_data_args(p)
     p.set_defaults(func=cmd_fit)
 
@@ -266,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, nargs="+", default=[10])
     p.add_argument("--rating-metrics", action="store_true", help="also RMSE/MAE of predicted ratings")
     p.add_argument("--output", help="write metrics as JSON")
+    p.add_argument("--record", action="store_true", help="store the results in the saved model for its model card")
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -279,6 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--output", help=".parquet or .csv (default: print)")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("push", help="push a saved model to the Hub in one commit, with a generated model card")
+    p.add_argument("model", help="saved model folder")
+    p.add_argument("repo_id", help="Hub repo id, org/name")
+    p.add_argument("--revision", help="branch to push to (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--token", help="Hub token (default: the logged-in one)")
+    p.add_argument("--commit-message")
+    p.add_argument("--eval-results", help="metrics JSON written by `hf-recsys evaluate --output`")
+    p.add_argument("--base-model", help="Hub id of the backbone, for the card (backbone models)")
+    p.add_argument("--license", help="license for the card, e.g. apache-2.0")
+    p.set_defaults(func=cmd_push)
     return parser
 
 

@@ -18,6 +18,8 @@ class RecConfig(PreTrainedConfig):
         num_users: number of users in the user vocabulary (0 until the model is fitted or sized).
         num_items: number of items in the item vocabulary.
         dataset_info: facts about the training data (name, sizes, split) recorded for model cards.
+        evaluation: the evaluation results recorded for the model card (``hf_recsys.hub.record_evaluation``).
+        training_args: training options recorded for the model card.
     """
 
     model_type = "hf_recsys"
@@ -25,6 +27,8 @@ class RecConfig(PreTrainedConfig):
     num_users: int = 0
     num_items: int = 0
     dataset_info: dict | None = None
+    evaluation: dict | None = None
+    training_args: dict | None = None
 
     def __post_init__(self, **kwargs):
         for name in ("num_users", "num_items"):

@@ -351,6 +351,19 @@ class RecPreTrainedModel(PreTrainedModel):
                 },
                 os.path.join(save_directory, SEEN_FILE),
             )
+        from .hub import write_manifest
+
+        write_manifest(save_directory)  # last: lists every file with its sha256 so loading can refuse partial saves
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push the model to the Hub in one commit, with its id vocabulary and a model card.
+
+        See :func:`hf_recsys.hub.push_to_hub` for the arguments (``eval_results``, ``revision``, ``private``,
+        ``token``, ``commit_message``, card options).
+        """
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
@@ -364,6 +377,11 @@ class RecPreTrainedModel(PreTrainedModel):
 
     def _load_rec_files(self, path: str, hub: dict) -> None:
         from transformers.utils import cached_file
+
+        from .hub import MANIFEST_KEY, verify_checkpoint
+
+        verify_checkpoint(path, **hub)  # every file listed at save time is present and unchanged
+        self.config.__dict__.pop(MANIFEST_KEY, None)
 
         def fetch(name: str) -> str | None:
             return cached_file(

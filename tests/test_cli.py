@@ -35,7 +35,15 @@ def test_inspect_split_fit_evaluate_recommend(log_csv, tmp_path, capsys):
     assert len(train) + len(test) == 900 and test["user_id"].is_unique
 
     model_dir = tmp_path / "model"
-    args = ["fit", "--model-type", "most_popular", "--train", str(split_dir / "train.parquet"), "--output", str(model_dir)]
+    args = [
+        "fit",
+        "--model-type",
+        "most_popular",
+        "--train",
+        str(split_dir / "train.parquet"),
+        "--output",
+        str(model_dir),
+    ]
     assert main(args + ["--set", 'weighting="users"']) == 0
     capsys.readouterr()
 

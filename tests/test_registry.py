@@ -142,8 +142,18 @@ def test_throwaway_plugin_is_registered_and_broken_one_is_reported(tmp_path):
     target = tmp_path / "site"
     for pkg in (good, bad):
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-             str(pkg)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(target),
+                str(pkg),
+            ],
             check=True,
             capture_output=True,
         )
@@ -153,7 +163,8 @@ def test_throwaway_plugin_is_registered_and_broken_one_is_reported(tmp_path):
     lines = out.stdout.splitlines()
     assert any(line.startswith("toy_plugin_model") and "hfr-toy-plugin" in line for line in lines), out.stdout
     assert any(line.startswith("most_popular") for line in lines), "the core model must still be listed"
-    assert any("broken_plugin_model" in line and "hfr-broken-plugin" in line and "broken on purpose" in line
-               for line in lines), out.stdout
+    assert any(
+        "broken_plugin_model" in line and "hfr-broken-plugin" in line and "broken on purpose" in line for line in lines
+    ), out.stdout
     assert "auto-loaded: ToyModel" in out.stdout
     assert "recommend: [[20, 10]]" in out.stdout

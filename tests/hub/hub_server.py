@@ -1,13 +1,16 @@
 """A small Hub-compatible HTTP server (stdlib only) for tests that cannot reach huggingface.co.
 
-It answers the endpoints that ``huggingface_hub`` / ``transformers`` call for ``push_to_hub``, ``from_pretrained``
-and ``hf_hub_download``: repo creation, branches, preupload (always ``regular``: contents travel inline, no LFS/Xet),
-NDJSON commits (atomic: all files of a commit or none), repo info, refs, tree listing, paths-info, and
-``HEAD``/``GET`` of ``resolve`` URLs with the ``X-Error-Code`` headers the client maps to its exceptions.
+It answers the endpoints that ``huggingface_hub`` / ``transformers`` / ``datasets`` call for ``push_to_hub``,
+``from_pretrained``, ``hf_hub_download`` and ``load_dataset``: repo creation, branches, preupload (``lfs`` for weight
+and data files, ``regular`` for the rest), the LFS batch API with basic ``PUT`` transfers (no Xet: clients set
+``HF_HUB_DISABLE_XET=1``), NDJSON commits (atomic: all files of a commit or none), repo info, refs, tree listing,
+paths-info, and ``HEAD``/``GET`` of ``resolve`` URLs with the ``X-Error-Code`` headers the client maps to its
+exceptions.
 
 Storage is in memory. Every token is accepted and owns every repo; a private repo needs *some* token.
-``HubState.fail_commits`` makes the next commits to a repo fail after the body was read (a push that dies
-half-way), for testing that nothing partial is ever published.
+``HubState.fail_commits`` (or ``POST /_testing/fail-commits/{org}/{name}`` with ``{"times": n}``) makes the next
+``n`` commits to a repo fail after their body was read (a push that dies half-way), for testing that nothing
+partial is ever published.
 
 Run it by hand with ``python tests/hub/hub_server.py [port]`` and ``export HF_ENDPOINT=http://127.0.0.1:port``.
 """
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+_LFS_SUFFIXES = (".safetensors", ".parquet", ".arrow", ".bin")
+_GITATTRIBUTES = b"".join(b"*%s filter=lfs diff=lfs merge=lfs -text\n" % s.encode() for s in _LFS_SUFFIXES)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Repo:
 @dataclass
 class HubState:
     repos: dict[tuple[str, str], Repo] = field(default_factory=dict)
+    lfs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> content uploaded through the LFS batch API
     fail_commits: dict[str, int] = field(default_factory=dict)  # repo_id -> number of commits still to fail
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -88,7 +93,15 @@ class HubHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+            pass
+        return b"".join(chunks)
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -97,6 +110,15 @@ class HubHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.requests.append((method, url.path))
         try:
+            if parts[:1] == ["_testing"]:  # fault injection: POST /_testing/fail-commits/{org}/{name} {"times": n}
+                times = int(json.loads(self._body() or b"{}").get("times", 1))
+                with self.state.lock:
+                    self.state.fail_commits["/".join(parts[2:])] = times
+                return self._json(200, {"failing": "/".join(parts[2:]), "times": times})
+            if parts[:1] == ["_lfs"] and method == "PUT":
+                return self._lfs_put(parts[1])
+            if parts[-3:] == ["lfs", "objects", "batch"]:
+                return self._lfs_batch(json.loads(self._body()))
             if parts[:1] == ["api"]:
                 self._api(method, parts[1:], query)
             elif "resolve" in parts:
@@ -114,6 +136,25 @@ class HubHandler(BaseHTTPRequestHandler):
     do_GET = lambda self: self._dispatch("GET")  # noqa: E731
     do_POST = lambda self: self._dispatch("POST")  # noqa: E731
     do_HEAD = lambda self: self._dispatch("HEAD")  # noqa: E731
+    do_PUT = lambda self: self._dispatch("PUT")  # noqa: E731
+
+    # ------------------------------------------------------------------ LFS basic transfer (clients disable Xet)
+    def _lfs_batch(self, payload: dict) -> None:
+        objects = []
+        for obj in payload.get("objects", []):
+            entry = {"oid": obj["oid"], "size": obj["size"]}
+            if obj["oid"] not in self.state.lfs:
+                entry["actions"] = {"upload": {"href": f"{self.endpoint}/_lfs/{obj['oid']}", "header": {}}}
+            objects.append(entry)
+        self._json(200, {"transfer": "basic", "objects": objects})
+
+    def _lfs_put(self, oid: str) -> None:
+        content = self._body()
+        if hashlib.sha256(content).hexdigest() != oid:
+            raise _Error(400, None, f"LFS upload does not match its oid {oid}")
+        with self.state.lock:
+            self.state.lfs[oid] = content
+        self._send(200)
 
     # ------------------------------------------------------------------ repos
     def _repo(self, repo_type: str, repo_id: str) -> Repo:
@@ -146,7 +187,14 @@ class HubHandler(BaseHTTPRequestHandler):
         revision = rest[0] if rest else "main"
         if action == "preupload" and method == "POST":
             files = json.loads(self._body())["files"]
-            entries = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            entries = [
+                {
+                    "path": f["path"],
+                    "uploadMode": "lfs" if f["path"].endswith(_LFS_SUFFIXES) else "regular",
+                    "shouldIgnore": False,
+                }
+                for f in files
+            ]
             return self._json(200, {"files": entries, "commitOid": repo.resolve(revision)})
         if action == "commit" and method == "POST":
             return self._commit(repo, revision, self._body(), query)
@@ -160,6 +208,8 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._json(200, self._info(repo, sha, files))
         if action == "tree":
             prefix = "/".join(rest[1:])
+            if prefix and not any(p.startswith(prefix.rstrip("/") + "/") for p in files):
+                raise _Error(404, "EntryNotFound", f"{prefix} does not exist on {revision}")
             return self._json(200, self._tree(files, prefix, query.get("recursive") in ("1", "true", "True")))
         if action == "paths-info" and method == "POST":
             raw = self._body()
@@ -208,12 +258,16 @@ class HubHandler(BaseHTTPRequestHandler):
                 key, value = op["key"], op["value"]
                 if key == "file":
                     files[value["path"]] = base64.b64decode(value["content"])
+                elif key == "lfsFile":
+                    if value["oid"] not in self.state.lfs:
+                        raise _Error(400, None, f"LFS object {value['oid']} of {value['path']} was never uploaded")
+                    files[value["path"]] = self.state.lfs[value["oid"]]
                 elif key == "deletedFile":
                     files.pop(value["path"], None)
                 elif key == "deletedFolder":
                     files = {p: c for p, c in files.items() if not p.startswith(value["path"].rstrip("/") + "/")}
                 else:
-                    raise _Error(400, None, f"unsupported commit operation {key!r} (preupload said 'regular')")
+                    raise _Error(400, None, f"unsupported commit operation {key!r}")
             sha = repo.commit(parent, files, header.get("summary", ""))
             repo.refs[branch] = sha
         self._json(200, {"commitUrl": f"{self._url(repo)}/commit/{sha}", "commitOid": sha, "success": True})
