@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PY) -m pip install -q -e ".[dev]" $(foreach p,$(PLUGINS),-e "$(patsubst %/,%,$(dir $(p)))[test]")
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,202 @@
+"""Speed, side by side in one run on ml-latest-small (binary implicit feedback, 610 users x 9,724 items, 100,836
+interactions): ALS per iteration vs implicit, BPR per epoch vs implicit, ItemKNN fit vs implicit, EASE fit vs the
+float64 numpy reference. Same hyper-parameters on both sides; each timing repeated, alternating the two sides, and
+the best (min) and median reported. Writes ``speed.md`` beside this script.
+
+Run: ``.venv/bin/python benchmarks/classic/speed.py [--repeats 3] [--skip-ease]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from _common import HERE, load_average, load_ratings, machine, markdown_table
+from hf_recsys_classic import (
+    ALSConfig,
+    ALSModel,
+    BPRMFConfig,
+    BPRMFModel,
+    EASEConfig,
+    EASEModel,
+    ItemKNNConfig,
+    ItemKNNModel,
+)
+
+from hf_recsys.data.views import build_vocabs, encode_interactions
+
+warnings.filterwarnings("ignore")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def implicit_fit(model, matrix) -> None:
+    """implicit's own advice: OpenBLAS single-threaded while its solvers run their thread pool."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        model.fit(matrix, show_progress=False)
+
+
+def with_vocabs(model, users, items):
+    model.set_vocabs(users, items)
+    return model
+
+
+def numpy_ease(x: sp.csr_matrix, l2: float) -> np.ndarray:
+    """The float64 numpy reference (Steck's code): ``np.linalg.inv``."""
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    precision = np.linalg.inv(gram)
+    weights = precision / (-np.diag(precision))
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="als,bpr,knn,ease", help="comma-separated subset of als,bpr,knn,ease")
+    args = parser.parse_args()
+    from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
+    from implicit.nearest_neighbours import CosineRecommender
+
+    log = load_ratings()
+    users, items = build_vocabs(log)
+    inter = encode_interactions(log, users, items)
+    x = inter.to_csr("binary")
+    facts = machine()
+    facts["load_before"] = load_average()
+    rows, raw = [], {}
+
+    def compare(name, unit, ours_fn, ref_fn, per, target, peer):
+        ours, ref = [], []
+        for _ in range(args.repeats):
+            ours.append(timed(ours_fn) / per)
+            ref.append(timed(ref_fn) / per)
+        raw[name] = {"ours": ours, "reference": ref}
+        ratio = min(ours) / min(ref)
+        rows.append(
+            [
+                name,
+                unit,
+                f"{min(ours):.4f} ({statistics.median(ours):.4f})",
+                f"{min(ref):.4f} ({statistics.median(ref):.4f})",
+                peer,
+                f"{ratio:.2f}x",
+                target,
+                "yes" if ratio <= float(target.strip("<=x ")) else "no",
+            ]
+        )
+        print(rows[-1], flush=True)
+
+    iters, conf = 15, x.copy()
+    conf.data = 1.0 + 1.0 * conf.data  # implicit's C = alpha * r; ours 1 + alpha * r with alpha = 1
+    only = set(args.only.split(","))
+    for threads in (None, 1) if "als" in only else ():
+        label = "ALS, 64 factors, CG 3 steps, " + ("torch's 2 threads" if threads is None else "1 thread (default)")
+        compare(
+            label,
+            "s / iteration",
+            lambda t=threads: with_vocabs(
+                ALSModel(ALSConfig(factors=64, regularization=0.05, iterations=iters)), users, items
+            ).fit(inter, show_progress=False, num_threads=t),
+            lambda: implicit_fit(AlternatingLeastSquares(factors=64, regularization=0.05, iterations=iters), conf),
+            iters,
+            "<= 1.0x",
+            "implicit 0.7.3 ALS",
+        )
+    epochs = 20
+    if "bpr" in only:
+        compare(
+            "BPR, 64 factors, batch 8192",
+            "s / epoch",
+            lambda: with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users, items).fit(
+                inter, show_progress=False
+            ),
+            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs), x),
+            epochs,
+            "<= 2.0x",
+            "implicit 0.7.3 BPR",
+        )
+    if "knn" in only:
+        compare(
+            "ItemKNN cosine, k=100",
+            "s / fit",
+            lambda: with_vocabs(ItemKNNModel(ItemKNNConfig(k=100)), users, items).fit(inter, show_progress=False),
+            lambda: implicit_fit(CosineRecommender(K=100), x),
+            1,
+            "<= 1.0x",
+            "implicit 0.7.3 CosineRecommender",
+        )
+    if "ease" in only:
+        model = with_vocabs(EASEModel(EASEConfig(l2=500.0)), users, items)
+        ours = timed(lambda: model.fit(inter, show_progress=False))
+        holder = {}
+        ref = timed(lambda: holder.setdefault("b", numpy_ease(x, 500.0)))
+        diff = float(np.abs(model.item_weights.numpy() - holder["b"]).max())
+        raw["EASE"] = {"ours": [ours], "reference": [ref], "max_abs_diff": diff}
+        ratio = ours / ref
+        rows.append(
+            [
+                "EASE, l2=500 (float32 Cholesky + blocked inverse vs float64 inv)",
+                "s / fit",
+                f"{ours:.2f}",
+                f"{ref:.2f}",
+                "numpy float64 np.linalg.inv",
+                f"{ratio:.2f}x",
+                "<= 0.5x",
+                "yes" if ratio <= 0.5 else "no",
+            ]
+        )
+        print(rows[-1], f"max |B - B_ref| = {diff:.2e}", flush=True)
+    facts["load_after"] = load_average()
+    header = [
+        "what",
+        "unit",
+        "hf-recsys-classic: best (median)",
+        "reference: best (median)",
+        "reference",
+        "ratio (best/best)",
+        "target",
+        "met",
+    ]
+    text = [
+        "# Classic models: speed side by side",
+        "",
+        f"Run `{' '.join(['benchmarks/classic/speed.py'] + [f'--repeats {args.repeats}'])}` on {facts['date']}.",
+        f"Machine: {facts['cpu']}, {facts['cores']} cores **shared with other jobs running at the same time** "
+        f"(load average before: {facts['load_before']}, after: {facts['load_after']}); torch {facts['torch']} "
+        f"({facts['torch_threads']} threads), implicit {facts['implicit']}, numpy {facts['numpy']}.",
+        "Data: ml-latest-small, binary, 610 users x 9,724 items, 100,836 interactions. Each side repeated "
+        f"{args.repeats} times, alternating; seconds.",
+        "",
+        markdown_table(header, rows),
+        "",
+        "Raw timings (JSON):",
+        "",
+        "```json",
+        json.dumps(raw, indent=1),
+        "```",
+    ]
+    if "EASE" in raw:
+        text.insert(-6, f"EASE: max |B - B_numpy| = {raw['EASE']['max_abs_diff']:.2e}.\n")
+    name = "speed.md" if only == {"als", "bpr", "knn", "ease"} else f"speed_{'_'.join(sorted(only))}.md"
+    (HERE / name).write_text("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

@@ -1,0 +1,283 @@
+"""Helpers shared by the classic model families: sparse views, weighting, top-k pruning, minibatch training."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from hf_recsys.data.views import Interactions
+from tqdm.auto import tqdm
+
+WEIGHTINGS = ("none", "tfidf", "bm25")
+DENSE_BUDGET = 250_000_000  # entries of a dense float32 helper matrix (1 GB) before falling back to sparse products
+
+
+@contextmanager
+def torch_threads(num_threads: int | None):
+    """Run a block with ``num_threads`` torch intra-op threads (``None``: leave the setting alone), then restore.
+
+    The minibatch loops of the gradient-trained models work on small tensors, where intra-op thread
+    synchronisation costs more than it saves: on a shared 2-core machine they ran up to 10x slower with 2 threads
+    than with 1, so they default to 1 (``fit(..., num_threads=n)`` overrides it).
+    """
+    old = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def to_torch_csr(m: sp.spmatrix) -> torch.Tensor:
+    """A scipy CSR matrix as a ``torch.sparse_csr_tensor`` (float32)."""
+    m = m.tocsr()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the kernels used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32, copy=False)),
+            size=m.shape,
+            check_invariants=False,
+        )
+
+
+def sparse_dense_mm(m: sp.spmatrix, dense: torch.Tensor) -> torch.Tensor:
+    """``m @ dense`` for a scipy sparse ``m`` and a dense torch matrix (COO kernel: the fastest on CPU here)."""
+    coo = m.tocoo()
+    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data.astype(np.float32, copy=False))
+    t = torch.sparse_coo_tensor(idx, values, m.shape, check_invariants=False)
+    return torch.sparse.mm(t._coalesced_(True), dense)
+
+
+def csr_rows_dense(m: sp.spmatrix, rows: np.ndarray | None = None) -> torch.Tensor:
+    """Rows of a sparse matrix as a dense float32 torch tensor."""
+    sub = m if rows is None else m[rows]
+    return torch.from_numpy(np.ascontiguousarray(sub.toarray(), dtype=np.float32))
+
+
+def weight_rows(x: sp.csr_matrix, scheme: str, k1: float = 1.2, b: float = 0.75, ref: sp.csr_matrix | None = None):
+    """Weight a (documents x terms) matrix row-wise, as implicit's ``tfidf_weight`` / ``bm25_weight`` do.
+
+    Args:
+        x: the CSR matrix to weight (rows = the entities compared, e.g. items for ItemKNN).
+        scheme: ``"none"``, ``"tfidf"`` (``sqrt(x) * idf``) or ``"bm25"`` (``x (k1+1) / (k1 len_norm + x) * idf``).
+        k1, b: BM25 parameters.
+        ref: the matrix whose statistics (idf per term, mean row length) are used; ``x`` itself by default (pass
+            the training matrix when weighting new rows, e.g. a cold user's history).
+
+    Returns:
+        A weighted CSR copy of ``x``.
+    """
+    x = x.tocsr().astype(np.float32, copy=True)
+    if scheme == "none":
+        return x
+    ref = x if ref is None else ref.tocsr()
+    n_docs = float(ref.shape[0])
+    idf = (np.log(n_docs) - np.log1p(np.bincount(ref.indices, minlength=ref.shape[1]))).astype(np.float32)
+    cols = x.indices
+    if scheme == "tfidf":
+        x.data = np.sqrt(x.data) * idf[cols]
+        return x
+    if scheme != "bm25":
+        raise ValueError(f"Unknown weighting {scheme!r}; use one of {WEIGHTINGS}.")
+    avg_len = max(float(np.asarray(ref.sum(axis=1)).mean()), 1e-12)
+    length_norm = (1.0 - b) + b * np.asarray(x.sum(axis=1)).ravel() / avg_len
+    row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    x.data = x.data * (k1 + 1.0) / (k1 * length_norm[row_of] + x.data) * idf[cols]
+    return x
+
+
+def row_norms(x: sp.csr_matrix) -> np.ndarray:
+    """L2 norm of every row of a sparse matrix (float32)."""
+    return np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float32)
+
+
+def knn_prune(
+    left: sp.csr_matrix,
+    right: sp.csr_matrix,
+    k: int,
+    shrink: float = 0.0,
+    normalize: bool = True,
+    exclude_self: bool = True,
+    block_size: int = 2048,
+    show_progress: bool = False,
+    desc: str = "similarities",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` neighbours (in ``right``'s rows) of every row of ``left`` under cosine (or dot) similarity.
+
+    ``sim(a, b) = <a, b> / (|a| |b| + shrink)`` (``<a, b>`` without ``normalize``). Computed by blocks of rows
+    (a sparse-times-dense product and a ``torch.topk`` per block), so memory stays at ``block_size x len(right)``.
+
+    Returns:
+        ``(indices, values)``: LongTensor and FloatTensor of shape ``(len(left), k)``, best first; slots without a
+        positive similarity hold value 0 and index 0.
+    """
+    n_left, n_right = left.shape[0], right.shape[0]
+    k = max(0, min(k, n_right - (1 if exclude_self else 0)))
+    out_idx = torch.zeros(n_left, k, dtype=torch.long)
+    out_val = torch.zeros(n_left, k, dtype=torch.float32)
+    if k == 0:
+        return out_idx, out_val
+    left, right = left.tocsr().astype(np.float32), right.tocsr().astype(np.float32)
+    left_norm, right_norm = row_norms(left), row_norms(right)
+    if normalize and shrink == 0:  # plain cosine: normalise the rows once, no per-block division
+        left = sp.diags(1.0 / np.maximum(left_norm, 1e-12)) @ left
+        right = sp.diags(1.0 / np.maximum(right_norm, 1e-12)) @ right
+    divide = normalize and shrink > 0
+    dense_ok = right.shape[0] * right.shape[1] <= DENSE_BUDGET
+    right_t = np.ascontiguousarray(right.T.toarray()) if dense_ok else right.T.tocsc()
+    left_norm_t, right_norm_t = torch.from_numpy(left_norm), torch.from_numpy(right_norm)
+    for start in tqdm(range(0, n_left, block_size), desc=desc, disable=not show_progress, leave=False):
+        stop = min(start + block_size, n_left)
+        prod = left[start:stop] @ right_t  # scipy CSR x dense (or sparse): the fastest kernel here
+        sims = torch.from_numpy(np.ascontiguousarray(prod if dense_ok else prod.toarray(), dtype=np.float32))
+        if divide:
+            sims.div_(torch.outer(left_norm_t[start:stop], right_norm_t).add_(shrink))
+        if exclude_self:
+            rows = torch.arange(stop - start)
+            sims[rows, rows + start] = -torch.inf
+        val, idx = torch.topk(sims, k, dim=1)
+        keep = val > 0
+        out_val[start:stop] = torch.where(keep, val, torch.zeros_like(val))
+        out_idx[start:stop] = torch.where(keep, idx, torch.zeros_like(idx))
+    return out_idx, out_val
+    dense_ok = right.shape[0] * right.shape[1] <= DENSE_BUDGET
+    right_t = torch.from_numpy(np.ascontiguousarray(right.T.toarray(), dtype=np.float32)) if dense_ok else None
+    right_csc = None if dense_ok else right.T.tocsc()
+    right_norm = torch.from_numpy(row_norms(right)) if normalize else torch.ones(n_right)
+    left_norm = torch.from_numpy(row_norms(left)) if normalize else torch.ones(n_left)
+    starts = range(0, n_left, block_size)
+    for start in tqdm(starts, desc=desc, disable=not show_progress, leave=False):
+        stop = min(start + block_size, n_left)
+        if dense_ok:  # sparse x dense: the fastest kernel here
+            sims = sparse_dense_mm(left[start:stop], right_t)
+        else:  # too large to densify the right side: sparse x sparse, densified per block
+            sims = torch.from_numpy(np.asarray((left[start:stop] @ right_csc).toarray(), dtype=np.float32))
+        denom = left_norm[start:stop, None] * right_norm[None, :]
+        sims.div_(denom.add_(shrink).clamp_min_(1e-12))
+        if exclude_self:
+            rows = torch.arange(stop - start)
+            sims[rows, rows + start] = -torch.inf
+        val, idx = torch.topk(sims, k, dim=1)
+        keep = val > 0
+        out_val[start:stop] = torch.where(keep, val, torch.zeros_like(val))
+        out_idx[start:stop] = torch.where(keep, idx, torch.zeros_like(idx))
+    return out_idx, out_val
+
+
+def neighbours_to_csr(idx: torch.Tensor, val: torch.Tensor, n_cols: int) -> sp.csr_matrix:
+    """``(n, k)`` neighbour lists as an ``(n, n_cols)`` CSR matrix (zero-valued slots dropped)."""
+    n, k = idx.shape
+    m = sp.csr_matrix(
+        (val.detach().numpy().ravel(), idx.numpy().ravel(), np.arange(0, n * k + 1, k)), shape=(n, n_cols)
+    )
+    m.eliminate_zeros()
+    return m
+
+
+def fitted_matrix(interactions: Interactions, feedback: str = "binary") -> sp.csr_matrix:
+    """The user-item CSR matrix of the training log with ``binary``, ``count`` or ``rating`` values."""
+    return interactions.to_csr(feedback)
+
+
+def uniform_negatives(
+    n: int, num_items: int, generator: torch.Generator, popularity: torch.Tensor | None = None
+) -> torch.LongTensor:
+    """``n`` negative items: uniform, or drawn in proportion to ``popularity`` (an interaction-count vector)."""
+    if popularity is None:
+        return torch.randint(num_items, (n,), generator=generator)
+    return torch.multinomial(popularity, n, replacement=True, generator=generator)
+
+
+def train_minibatches(
+    model: torch.nn.Module,
+    make_batches: Callable[[torch.Generator], Iterator[dict]],
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    show_progress: bool = True,
+    desc: str = "epochs",
+) -> list[float]:
+    """A lean training loop: for each epoch, ``model(**batch).loss`` is minimised over ``make_batches(gen)``.
+
+    Returns:
+        The mean training loss of every epoch.
+    """
+    history = []
+    model.train()
+    bar = tqdm(range(epochs), desc=desc, disable=not show_progress)
+    for _ in bar:
+        total, count = 0.0, 0
+        for batch in make_batches(generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch["user_ids"])
+            count += len(batch["user_ids"])
+        history.append(total / max(count, 1))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    model.eval()
+    return history
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.LongTensor]:
+    """Index batches covering ``range(n)`` in a random order."""
+    perm = torch.randperm(n, generator=generator)
+    yield from perm.split(batch_size)
+
+
+def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``adam``, ``adamw``, ``adagrad`` or ``sgd`` over ``params``."""
+    params = [p for p in params if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}; use 'adam', 'adamw', 'adagrad' or 'sgd'.")
+
+
+def padded_rows(m: sp.csr_matrix) -> tuple[torch.LongTensor, torch.Tensor, torch.Tensor]:
+    """The rows of a CSR matrix as padded ``(n, max_len)`` column indices, values and a 0/1 mask."""
+    m = m.tocsr()
+    lengths = np.diff(m.indptr)
+    width = max(int(lengths.max(initial=0)), 1)
+    pos = np.arange(m.nnz) - np.repeat(m.indptr[:-1], lengths)
+    rows = np.repeat(np.arange(m.shape[0]), lengths)
+    idx = torch.zeros(m.shape[0], width, dtype=torch.long)
+    val = torch.zeros(m.shape[0], width)
+    mask = torch.zeros(m.shape[0], width)
+    idx[rows, pos] = torch.from_numpy(m.indices.astype(np.int64))
+    val[rows, pos] = torch.from_numpy(m.data.astype(np.float32))
+    mask[rows, pos] = 1.0
+    return idx, val, mask
+
+
+__all__ = [
+    "WEIGHTINGS",
+    "csr_rows_dense",
+    "fitted_matrix",
+    "knn_prune",
+    "make_optimizer",
+    "neighbours_to_csr",
+    "padded_rows",
+    "row_norms",
+    "shuffled_batches",
+    "sparse_dense_mm",
+    "to_torch_csr",
+    "torch_threads",
+    "train_minibatches",
+    "uniform_negatives",
+    "weight_rows",
+]

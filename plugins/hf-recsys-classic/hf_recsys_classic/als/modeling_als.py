@@ -1,0 +1,172 @@
+"""Implicit-feedback ALS: weighted matrix factorisation solved by alternating (conjugate-gradient) least squares."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from hf_recsys.data.views import Interactions
+from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._utils import padded_rows, to_torch_csr, torch_threads
+from .configuration_als import ALSConfig
+
+
+class _Confidence:
+    """The confidence matrix ``C`` (rows = the side being solved) in the forms the solvers need."""
+
+    def __init__(self, conf: sp.csr_matrix):
+        conf = conf.tocsr()
+        conf.sort_indices()
+        self.shape = conf.shape
+        self.c = to_torch_csr(conf)  # values c_ui
+        self.crow, self.col = self.c.crow_indices(), self.c.col_indices()
+        self.c_minus_1 = self.c.values() - 1.0
+        self.pattern = torch.sparse_csr_tensor(
+            self.crow, self.col, torch.ones_like(self.c_minus_1), size=conf.shape, check_invariants=False
+        )
+
+    def apply(self, x: torch.Tensor, other: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        """``A_u x_u`` for every row: ``(other^T other + reg I) x_u + sum_i (c_ui - 1) (y_i . x_u) y_i``."""
+        dots = torch.sparse.sampled_addmm(self.pattern, x, other.T, beta=0.0).values()
+        weighted = torch.sparse_csr_tensor(
+            self.crow, self.col, dots * self.c_minus_1, size=self.shape, check_invariants=False
+        )
+        return x @ gram + weighted @ other
+
+
+def solve_cg(conf: _Confidence, x: torch.Tensor, other: torch.Tensor, reg: float, steps: int) -> torch.Tensor:
+    """``steps`` conjugate-gradient steps on every row's normal equations, warm-started at ``x`` (batched)."""
+    gram = other.T @ other + reg * torch.eye(other.shape[1], dtype=other.dtype)
+    x = x.clone()
+    r = conf.c @ other - conf.apply(x, other, gram)
+    p = r.clone()
+    rs_old = (r * r).sum(1)
+    for _ in range(steps):
+        active = rs_old > 1e-20
+        if not bool(active.any()):
+            break
+        ap = conf.apply(p, other, gram)
+        step = torch.where(active, rs_old / (p * ap).sum(1).clamp_min(1e-30), torch.zeros_like(rs_old))
+        x.addcmul_(step[:, None], p)
+        r.addcmul_(step[:, None], ap, value=-1.0)
+        rs_new = (r * r).sum(1)
+        p = r + torch.where(active, rs_new / rs_old.clamp_min(1e-30), torch.zeros_like(rs_new))[:, None] * p
+        rs_old = rs_new
+    return x
+
+
+def solve_exact(conf: sp.csr_matrix, other: torch.Tensor, reg: float, max_cells: int = 4_000_000) -> torch.Tensor:
+    """Exact per-row solutions ``(Y^T C_u Y + reg I)^-1 Y^T C_u 1``, batched over rows of similar length."""
+    conf = conf.tocsr()
+    n, f = conf.shape[0], other.shape[1]
+    base = other.T @ other + reg * torch.eye(f, dtype=other.dtype)
+    out = torch.zeros(n, f, dtype=other.dtype)
+    lengths = np.diff(conf.indptr)
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = np.maximum(lengths[order], 1)
+    start = 0
+    while start < n:  # chunks of rows sorted by length, each at most max_cells padded cells
+        cells = np.arange(1, min(4096, n - start) + 1) * sorted_len[start : start + 4096]
+        stop = start + max(1, int(np.searchsorted(cells, max_cells, side="right")))
+        rows = order[start:stop]
+        idx, val, mask = padded_rows(conf[rows])
+        emb = other[idx]  # (b, L, f)
+        a = base + (emb * ((val - 1.0) * mask).unsqueeze(-1)).transpose(1, 2) @ emb
+        b = (emb * (val * mask).unsqueeze(-1)).sum(1)
+        out[torch.from_numpy(rows)] = torch.cholesky_solve(b.unsqueeze(-1), torch.linalg.cholesky(a)).squeeze(-1)
+        start = stop
+    return out
+
+
+class ALSPreTrainedModel(RecPreTrainedModel):
+    config_class = ALSConfig
+    base_model_prefix = "als"
+    supports_history = True
+    trainable = False
+
+
+class ALSModel(ALSPreTrainedModel):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky, ICDM 2008) with confidence ``c_ui = 1 + alpha r_ui``.
+
+    Each sweep solves the users' then the items' weighted ridge regressions, batched in torch: by warm-started
+    conjugate gradient (``solver="cg"``, the default, as in implicit) or by exact batched Cholesky solves. A user
+    unseen at fit time is folded in by one exact least-squares solve against the item factors.
+
+    Example:
+        ```python
+        >>> from hf_recsys_classic import ALSConfig, ALSModel
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> model = ALSModel(ALSConfig(factors=8, iterations=5)).fit(tiny_log(), show_progress=False)
+        >>> ids, scores = model.recommend(["new"], k=3, histories={"new": [7, 27]})
+        ```
+    """
+
+    def __init__(self, config: ALSConfig):
+        super().__init__(config)
+        self.user_factors = nn.Parameter(torch.zeros(config.num_users, config.factors), requires_grad=False)
+        self.item_factors = nn.Parameter(torch.zeros(config.num_items, config.factors), requires_grad=False)
+        self.post_init()
+
+    def confidence(self, values: sp.csr_matrix) -> sp.csr_matrix:
+        """``1 + alpha r`` on the observed pairs of a CSR matrix of feedback values."""
+        conf = values.tocsr().astype(np.float32, copy=True)
+        conf.data = 1.0 + self.config.alpha * conf.data
+        return conf
+
+    def _fit(
+        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
+    ) -> None:
+        """Alternate the sweeps with ``num_threads`` torch threads (``None``: torch's setting). One thread is the
+        default: the batched CG works on many small products, and on a shared 2-core machine torch's 2 threads
+        made it 3-13x slower than one (benchmarks/classic/speed.md)."""
+        with torch_threads(num_threads):
+            self._solve(interactions, show_progress)
+
+    def _solve(self, interactions: Interactions, show_progress: bool) -> None:
+        cfg = self.config
+        cui = self.confidence(interactions.to_csr(cfg.feedback))
+        ciu = cui.T.tocsr()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        users = torch.rand(cfg.num_users, cfg.factors, generator=gen) * 0.01
+        items = torch.rand(cfg.num_items, cfg.factors, generator=gen) * 0.01
+        if cfg.solver == "cg":
+            c_users, c_items = _Confidence(cui), _Confidence(ciu)
+        for _ in tqdm(range(cfg.iterations), desc="ALS", disable=not show_progress):
+            if cfg.solver == "cg":
+                users = solve_cg(c_users, users, items, cfg.regularization, cfg.cg_steps)
+                items = solve_cg(c_items, items, users, cfg.regularization, cfg.cg_steps)
+            else:
+                users = solve_exact(cui, items, cfg.regularization)
+                items = solve_exact(ciu, users, cfg.regularization)
+        self.user_factors = nn.Parameter(users, requires_grad=False)
+        self.item_factors = nn.Parameter(items, requires_grad=False)
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        return self.user_factors[user_idx] @ self.item_factors.T
+
+    def score_pairs_idx(self, user_idx: torch.LongTensor, item_idx: torch.LongTensor) -> torch.Tensor:
+        return (self.user_factors[user_idx] * self.item_factors[item_idx]).sum(-1)
+
+    def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
+        """User factors for histories (CSR of feedback values; 1 for a plain item list): one exact solve each."""
+        items = self.item_factors.detach().cpu()
+        return solve_exact(self.confidence(histories), items, self.config.regularization).to(self.device)
+
+    def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
+        return self.fold_in(histories) @ self.item_factors.T
+
+    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
+        emb = nn.functional.normalize(self.item_factors, dim=-1)
+        return emb[item_idx] @ emb.T
+
+    def forward(self, user_ids: torch.LongTensor, item_ids: torch.LongTensor | None = None, **kwargs):
+        """Scores of every item (or of the given items, one per user) for the given user indices."""
+        if item_ids is None:
+            return RecommenderOutput(scores=self.score_users(user_ids), user_embeddings=self.user_factors[user_ids])
+        return RecommenderOutput(scores=self.score_pairs_idx(user_ids, item_ids))
+
+
+__all__ = ["ALSModel", "ALSPreTrainedModel", "solve_cg", "solve_exact"]

@@ -1,0 +1,233 @@
+"""BPR matrix factorisation: pairwise ranking loss on (user, positive, sampled negative) triples."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from hf_recsys.data.views import Interactions
+from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .._utils import make_optimizer, padded_rows, shuffled_batches, torch_threads, train_minibatches, uniform_negatives
+from .configuration_bprmf import BPRMFConfig
+
+
+class NegativeSampler:
+    """Samples negative items for users, redrawing (a few times) those the user interacted with in training."""
+
+    def __init__(self, positives: sp.csr_matrix, popularity: bool = False, redraws: int = 3):
+        coo = positives.tocoo()
+        self.num_items = positives.shape[1]
+        self.keys = torch.from_numpy(np.sort(coo.row.astype(np.int64) * self.num_items + coo.col))
+        counts = np.bincount(coo.col, minlength=self.num_items).astype(np.float32)
+        self.popularity = torch.from_numpy(counts) if popularity else None
+        self.redraws = redraws
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users * self.num_items + items
+        pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        negs = uniform_negatives(len(users), self.num_items, generator, self.popularity)
+        for _ in range(self.redraws):
+            clash = self.is_positive(users, negs)
+            if not bool(clash.any()):
+                break
+            negs[clash] = uniform_negatives(int(clash.sum()), self.num_items, generator, self.popularity)
+        return negs
+
+
+class BPRMFPreTrainedModel(RecPreTrainedModel):
+    config_class = BPRMFConfig
+    base_model_prefix = "bprmf"
+    supports_history = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, BPRMFModel):
+            module.reset_parameters()
+
+
+class BPRMFModel(BPRMFPreTrainedModel):
+    """Matrix factorisation trained with Bayesian personalised ranking (Rendle et al., UAI 2009).
+
+    ``score(u, i) = p_u . q_i + b_i``. ``forward(user_ids, item_ids, neg_item_ids)`` returns the BPR loss
+    ``-log sigmoid(score(u, i) - score(u, j))`` plus L2; :meth:`fit` runs a lean minibatch loop over the positive
+    pairs with freshly sampled negatives each epoch (any trainer that feeds such triples works too). A user unseen
+    at fit time gets a vector from ``fold_in_steps`` gradient steps of the same loss on their history.
+
+    Example:
+        ```python
+        >>> from hf_recsys_classic import BPRMFConfig, BPRMFModel
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> model = BPRMFModel(BPRMFConfig(factors=8, epochs=5)).fit(tiny_log(), show_progress=False)
+        >>> ids, scores = model.recommend(["u1"], k=3)
+        ```
+    """
+
+    def __init__(self, config: BPRMFConfig):
+        super().__init__(config)
+        self._build(config.num_users, config.num_items)
+        self.post_init()
+
+    def _build(self, num_users: int, num_items: int) -> None:
+        self.user_embeddings = nn.Embedding(num_users, self.config.factors)
+        self.item_embeddings = nn.Embedding(num_items, self.config.factors)
+        self.item_biases = nn.Embedding(num_items, 1)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Normal(0, ``init_std``) embeddings and zero item biases."""
+        with torch.no_grad():
+            self.user_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
+            self.item_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
+            self.item_biases.weight.zero_()
+
+    def _item_side(self, item_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if item_ids is None:
+            emb, bias = self.item_embeddings.weight, self.item_biases.weight.squeeze(-1)
+        else:
+            emb, bias = self.item_embeddings(item_ids), self.item_biases(item_ids).squeeze(-1)
+        return emb, (bias if self.config.item_bias else torch.zeros_like(bias))
+
+    def forward(
+        self,
+        user_ids: torch.LongTensor,
+        item_ids: torch.LongTensor | None = None,
+        neg_item_ids: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> RecommenderOutput:
+        """Scores, and the BPR loss when ``neg_item_ids`` are given.
+
+        Args:
+            user_ids: ``(batch,)`` user indices.
+            item_ids: ``(batch,)`` positive item indices; ``None`` scores every item.
+            neg_item_ids: ``(batch,)`` sampled negative items; with them the output holds the loss.
+            labels: unused (BPR needs no labels); accepted for trainer compatibility.
+
+        Returns:
+            :class:`RecommenderOutput` with ``scores`` ``(batch,)`` (or ``(batch, num_items)``), ``loss`` when
+            negatives are given, and ``user_embeddings``.
+        """
+        users = self.user_embeddings(user_ids)
+        if item_ids is None:
+            emb, bias = self._item_side()
+            return RecommenderOutput(scores=users @ emb.T + bias, user_embeddings=users)
+        pos_emb, pos_bias = self._item_side(item_ids)
+        pos = (users * pos_emb).sum(-1) + pos_bias
+        loss = None
+        if neg_item_ids is not None:
+            neg_emb, neg_bias = self._item_side(neg_item_ids)
+            neg = (users * neg_emb).sum(-1) + neg_bias
+            l2 = users.square().sum(-1) + pos_emb.square().sum(-1) + neg_emb.square().sum(-1)
+            l2 = l2 + pos_bias.square() + neg_bias.square()
+            loss = F.softplus(neg - pos).mean() + self.config.regularization * l2.mean()
+        return RecommenderOutput(loss=loss, scores=pos, user_embeddings=users)
+
+    def _fit(
+        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
+    ) -> None:
+        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
+        with torch_threads(num_threads):
+            self._train(interactions, show_progress)
+
+    def _train(self, interactions: Interactions, show_progress: bool) -> None:
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self._build(cfg.num_users, cfg.num_items)
+        self.reset_parameters(gen)
+        positives = interactions.to_csr("binary").tocoo()
+        users = torch.from_numpy(positives.row.astype(np.int64))
+        items = torch.from_numpy(positives.col.astype(np.int64))
+        sampler = NegativeSampler(positives.tocsr(), popularity=cfg.negative_sampling == "popularity")
+
+        def batches(gen: torch.Generator):
+            for sel in shuffled_batches(len(users), cfg.batch_size, gen):
+                u = users[sel]
+                yield {"user_ids": u, "item_ids": items[sel], "neg_item_ids": sampler.sample(u, gen)}
+
+        if cfg.optimizer == "sgd":  # the lean path: closed-form gradients, in-place sparse row updates
+            self.training_loss = self._fit_sgd(batches, gen, show_progress)
+            return
+        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate)
+        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, "BPRMF")
+
+    @torch.no_grad()
+    def sgd_step(self, user_ids: torch.Tensor, item_ids: torch.Tensor, neg_item_ids: torch.Tensor) -> float:
+        """One minibatch of per-triple SGD (as implicit's BPR, but vectorised): every triple moves its rows by
+        ``learning_rate`` times its own gradient of ``-log sigmoid(x_uij) + regularization * ||theta||^2``;
+        updates of a row that occurs several times in the batch add up. Returns the batch's mean BPR loss."""
+        cfg, lr = self.config, self.config.learning_rate
+        users, items, biases = self.user_embeddings.weight, self.item_embeddings.weight, self.item_biases.weight
+        pu, qi, qj = users[user_ids], items[item_ids], items[neg_item_ids]
+        diff = qi - qj
+        x = (pu * diff).sum(-1)
+        if cfg.item_bias:
+            bi, bj = biases[item_ids, 0], biases[neg_item_ids, 0]
+            x += bi - bj
+        z = torch.sigmoid(-x)[:, None]  # -d(loss)/dx
+        reg2 = 2.0 * cfg.regularization
+        grad_u = diff.mul_(z).sub_(pu, alpha=reg2)  # buffers reused in place: these are gathered copies
+        grad_i = qi.mul_(-reg2).addcmul_(z, pu)
+        grad_j = qj.mul_(-reg2).addcmul_(z, pu, value=-1.0)
+        users.index_add_(0, user_ids, grad_u, alpha=lr)
+        items.index_add_(0, item_ids, grad_i, alpha=lr)
+        items.index_add_(0, neg_item_ids, grad_j, alpha=lr)
+        if cfg.item_bias:
+            z = z.squeeze(-1)
+            biases.index_add_(0, item_ids, (z - reg2 * bi)[:, None], alpha=lr)
+            biases.index_add_(0, neg_item_ids, (-z - reg2 * bj)[:, None], alpha=lr)
+        return float(torch.nn.functional.softplus(-x).mean())
+
+    def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
+        history = []
+        bar = tqdm(range(self.config.epochs), desc="BPRMF", disable=not show_progress)
+        for _ in bar:
+            total, count = 0.0, 0
+            for batch in batches(gen):
+                total += self.sgd_step(**batch) * len(batch["user_ids"])
+                count += len(batch["user_ids"])
+            history.append(total / max(count, 1))
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+        return history
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        return self.forward(user_idx).scores
+
+    def score_pairs_idx(self, user_idx: torch.LongTensor, item_idx: torch.LongTensor) -> torch.Tensor:
+        return self.forward(user_idx, item_idx).scores
+
+    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
+        emb = F.normalize(self.item_embeddings.weight, dim=-1)
+        return emb[item_idx] @ emb.T
+
+    @torch.enable_grad()
+    def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
+        """User vectors for item histories: ``fold_in_steps`` Adam steps of the BPR loss, items fixed."""
+        cfg = self.config
+        idx, _, mask = padded_rows(histories)
+        idx, mask = idx.to(self.device), mask.to(self.device)
+        emb, bias = (t.detach() for t in self._item_side())
+        gen = torch.Generator().manual_seed(cfg.seed)
+        vec = torch.zeros(len(idx), cfg.factors, device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([vec], lr=cfg.fold_in_lr)
+        for _ in range(cfg.fold_in_steps):
+            negs = torch.randint(cfg.num_items, idx.shape, generator=gen).to(self.device)
+            pos = (vec[:, None, :] * emb[idx]).sum(-1) + bias[idx]
+            neg = (vec[:, None, :] * emb[negs]).sum(-1) + bias[negs]
+            loss = (F.softplus(neg - pos) * mask).sum() / mask.sum().clamp_min(1.0)
+            loss = loss + cfg.regularization * vec.square().sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return vec.detach()
+
+    def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
+        emb, bias = self._item_side()
+        return self.fold_in(histories) @ emb.T + bias
+
+
+__all__ = ["BPRMFModel", "BPRMFPreTrainedModel", "NegativeSampler"]

@@ -1,0 +1,4 @@
+from .configuration_ease import EASEConfig
+from .modeling_ease import EASEModel, EASEPreTrainedModel
+
+__all__ = ["EASEConfig", "EASEModel", "EASEPreTrainedModel"]

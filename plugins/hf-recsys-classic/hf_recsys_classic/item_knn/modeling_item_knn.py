@@ -1,0 +1,84 @@
+"""Item-based collaborative filtering: ``score(u, j) = sum_{i in history(u)} sim(i, j)`` over pruned neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from hf_recsys.data.views import Interactions
+from hf_recsys.modeling_utils import RecPreTrainedModel
+from torch import nn
+
+from .._utils import knn_prune, neighbours_to_csr, weight_rows
+from .configuration_item_knn import ItemKNNConfig
+
+
+class ItemKNNPreTrainedModel(RecPreTrainedModel):
+    config_class = ItemKNNConfig
+    base_model_prefix = "item_knn"
+    supports_history = True
+    trainable = False
+
+
+class ItemKNNModel(ItemKNNPreTrainedModel):
+    """Item-item collaborative filtering with cosine similarity, shrinkage, TF-IDF/BM25 weighting and top-k pruning.
+
+    The fitted state is the neighbour list of every item: ``neighbor_ids`` (a persistent buffer) and
+    ``neighbor_sims`` (a frozen parameter), both ``(num_items, k)``. A user's score for item ``j`` is the sum of
+    ``sim(i, j)`` over the items ``i`` of their (binary) history for which ``j`` is among ``i``'s ``k`` neighbours,
+    so users unseen at fit time are scored directly from a history.
+
+    Example:
+        ```python
+        >>> from hf_recsys_classic import ItemKNNConfig, ItemKNNModel
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> log = tiny_log()
+        >>> model = ItemKNNModel(ItemKNNConfig(k=20)).fit(log, show_progress=False)
+        >>> ids, scores = model.recommend(["new"], k=3, histories={"new": [7, 27]})
+        ```
+    """
+
+    def __init__(self, config: ItemKNNConfig):
+        super().__init__(config)
+        k = min(config.k, max(config.num_items - 1, 0))
+        self.register_buffer("neighbor_ids", torch.zeros(config.num_items, k, dtype=torch.long), persistent=True)
+        self.neighbor_sims = nn.Parameter(torch.zeros(config.num_items, k), requires_grad=False)
+        self._sim_cache: tuple | None = None
+        self.post_init()
+
+    def _fit(self, interactions: Interactions, show_progress: bool = True, **kwargs) -> None:
+        cfg = self.config
+        item_user = interactions.to_csr("binary").T.tocsr()
+        weighted = weight_rows(item_user, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
+        idx, val = knn_prune(
+            weighted, weighted, cfg.k, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
+        )
+        self.neighbor_ids = idx
+        self.neighbor_sims = nn.Parameter(val, requires_grad=False)
+        self._sim_cache = None
+
+    def similarity_matrix(self) -> sp.csr_matrix:
+        """The pruned ``(num_items, num_items)`` similarity matrix; row ``i`` holds item ``i``'s neighbours."""
+        key = (self.neighbor_sims.data_ptr(), self.neighbor_ids.data_ptr())
+        if self._sim_cache is None or self._sim_cache[0] != key:
+            sim = neighbours_to_csr(self.neighbor_ids.cpu(), self.neighbor_sims.detach().cpu(), self.config.num_items)
+            self._sim_cache = (key, sim)
+        return self._sim_cache[1]
+
+    def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
+        hist = histories.tocsr().astype(np.float32)
+        hist.data[:] = 1.0
+        scores = np.asarray((hist @ self.similarity_matrix()).toarray(), dtype=np.float32)
+        return torch.from_numpy(scores).to(self.device)
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        if self.seen_items is None:
+            raise RuntimeError("ItemKNNModel scores users from their training histories: fit it first.")
+        return self.score_histories(self.seen_items[user_idx.cpu().numpy()])
+
+    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
+        rows = self.similarity_matrix()[item_idx.cpu().numpy()]
+        return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(self.device)
+
+
+__all__ = ["ItemKNNModel", "ItemKNNPreTrainedModel"]

@@ -1,0 +1,86 @@
+"""User-based collaborative filtering: ``score(u, j) = sum_{v in neighbours(u)} sim(u, v) x_vj``."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from hf_recsys.data.views import Interactions
+from hf_recsys.modeling_utils import RecPreTrainedModel
+from torch import nn
+
+from .._utils import knn_prune, neighbours_to_csr, weight_rows
+from .configuration_user_knn import UserKNNConfig
+
+
+class UserKNNPreTrainedModel(RecPreTrainedModel):
+    config_class = UserKNNConfig
+    base_model_prefix = "user_knn"
+    supports_history = True
+    trainable = False
+
+
+class UserKNNModel(UserKNNPreTrainedModel):
+    """User-user collaborative filtering with cosine similarity, shrinkage, TF-IDF/BM25 weighting and pruning.
+
+    The fitted state is each user's ``k`` nearest users (``neighbor_ids`` buffer, ``neighbor_sims`` frozen
+    parameter) plus the binary training matrix saved with every model (``seen_items``). A user unseen at fit time
+    is compared with every training user through their history (weighted with the training statistics), and
+    scored from their ``k`` nearest ones.
+
+    Example:
+        ```python
+        >>> from hf_recsys_classic import UserKNNConfig, UserKNNModel
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> model = UserKNNModel(UserKNNConfig(k=10)).fit(tiny_log(), show_progress=False)
+        >>> ids, scores = model.recommend(["u1"], k=3)
+        ```
+    """
+
+    def __init__(self, config: UserKNNConfig):
+        super().__init__(config)
+        k = min(config.k, max(config.num_users - 1, 0))
+        self.register_buffer("neighbor_ids", torch.zeros(config.num_users, k, dtype=torch.long), persistent=True)
+        self.neighbor_sims = nn.Parameter(torch.zeros(config.num_users, k), requires_grad=False)
+        self._weighted_cache: tuple | None = None
+        self.post_init()
+
+    def _weighted(self, x: sp.csr_matrix, ref: sp.csr_matrix | None = None) -> sp.csr_matrix:
+        cfg = self.config
+        return weight_rows(x, cfg.weighting, cfg.bm25_k1, cfg.bm25_b, ref=ref)
+
+    def _fit(self, interactions: Interactions, show_progress: bool = True, **kwargs) -> None:
+        weighted = self._weighted(interactions.to_csr("binary"))
+        idx, val = knn_prune(
+            weighted, weighted, self.config.k, self.config.shrink, show_progress=show_progress, desc="UserKNN"
+        )
+        self.neighbor_ids = idx
+        self.neighbor_sims = nn.Parameter(val, requires_grad=False)
+
+    def _training_matrix(self) -> sp.csr_matrix:
+        if self.seen_items is None:
+            raise RuntimeError("UserKNNModel scores from the training matrix: fit it first.")
+        return self.seen_items
+
+    def _scores_from_neighbours(self, idx: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+        weights = neighbours_to_csr(idx.cpu(), val.detach().cpu(), self.config.num_users)
+        scores = np.asarray((weights @ self._training_matrix()).toarray(), dtype=np.float32)
+        return torch.from_numpy(scores).to(self.device)
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        return self._scores_from_neighbours(self.neighbor_ids[user_idx], self.neighbor_sims[user_idx])
+
+    def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
+        train = self._training_matrix()
+        key = id(train)
+        if self._weighted_cache is None or self._weighted_cache[0] != key:
+            self._weighted_cache = (key, self._weighted(train))
+        train_w = self._weighted_cache[1]
+        hist = histories.tocsr().astype(np.float32)
+        hist.data[:] = 1.0
+        hist_w = self._weighted(hist, ref=train)
+        idx, val = knn_prune(hist_w, train_w, self.config.k, self.config.shrink, exclude_self=False)
+        return self._scores_from_neighbours(idx, val)
+
+
+__all__ = ["UserKNNModel", "UserKNNPreTrainedModel"]

@@ -1,0 +1,238 @@
+"""Fast checks of every classic model against small numpy references (tiny generated data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from _helpers import identity_vocabs, random_interactions
+
+from hf_recsys_classic import (
+    ALSConfig,
+    ALSModel,
+    BiasedMFConfig,
+    BiasedMFModel,
+    BPRMFConfig,
+    BPRMFModel,
+    EASEConfig,
+    EASEModel,
+    ItemKNNConfig,
+    ItemKNNModel,
+    NeuMFConfig,
+    NeuMFModel,
+    UserKNNConfig,
+    UserKNNModel,
+)
+from hf_recsys_classic._utils import weight_rows
+from hf_recsys_classic.als.modeling_als import _Confidence, solve_cg, solve_exact
+
+
+def _fit(model, inter):
+    return identity_vocabs(model, inter.num_users, inter.num_items).fit(inter, show_progress=False)
+
+
+def ease_reference(x: np.ndarray, l2: float) -> np.ndarray:
+    """Steck's 20-line numpy EASE, float64."""
+    gram = x.T @ x + l2 * np.eye(x.shape[1])
+    precision = np.linalg.inv(gram)
+    weights = precision / (-np.diag(precision))
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def cosine_reference(x: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """Cosine similarity between the rows of ``x`` with shrinkage, self-similarity zeroed."""
+    norms = np.linalg.norm(x, axis=1)
+    sim = (x @ x.T) / (np.outer(norms, norms) + shrink + 1e-30)
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
+def test_ease_equals_numpy_closed_form():
+    inter = random_interactions(40, 25)
+    for dtype in ("float32", "float64"):
+        model = _fit(EASEModel(EASEConfig(l2=3.0, solver_dtype=dtype)), inter)
+        ref = ease_reference(inter.to_csr().toarray().astype(np.float64), 3.0)
+        np.testing.assert_allclose(model.item_weights.numpy(), ref, atol=1e-5)
+    hist = inter.to_csr()[:5]
+    np.testing.assert_allclose(model.score_histories(hist).numpy(), hist.toarray() @ ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("shrink", [0.0, 2.0])
+def test_item_knn_equals_bruteforce_cosine(shrink):
+    inter = random_interactions(40, 25, seed=1)
+    x = inter.to_csr().toarray().astype(np.float64)
+    sim = cosine_reference(x.T, shrink)
+    k = 6
+    model = _fit(ItemKNNModel(ItemKNNConfig(k=k, shrink=shrink)), inter)
+    # every kept neighbour value is that item's k-th best or better; the pruned matrix scores the users
+    kept = model.similarity_matrix().toarray()
+    for i in range(inter.num_items):
+        top = np.sort(sim[i])[::-1][:k]
+        np.testing.assert_allclose(np.sort(kept[i][kept[i] > 0])[::-1], top[top > 0], rtol=1e-5)
+        assert np.allclose(kept[i][kept[i] > 0], sim[i][kept[i] > 0], rtol=1e-5)
+    np.testing.assert_allclose(model.score_users(torch.arange(5)).numpy(), x[:5] @ kept, rtol=1e-5)
+
+
+def test_weighting_matches_implicit():
+    implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
+    inter = random_interactions(30, 20, seed=2)
+    counts = inter.to_csr("rating").T.tocsr()
+    ours = weight_rows(counts, "tfidf").toarray()
+    np.testing.assert_allclose(ours, implicit_nn.tfidf_weight(counts).toarray(), rtol=1e-5)
+    ours = weight_rows(counts, "bm25", k1=1.2, b=0.75).toarray()
+    np.testing.assert_allclose(ours, implicit_nn.bm25_weight(counts, K1=1.2, B=0.75).toarray(), rtol=1e-5)
+
+
+def test_user_knn_equals_bruteforce():
+    inter = random_interactions(30, 20, seed=3)
+    x = inter.to_csr().toarray().astype(np.float64)
+    sim = cosine_reference(x)
+    k = 5
+    model = _fit(UserKNNModel(UserKNNConfig(k=k)), inter)
+    pruned = np.zeros_like(sim)
+    for u in range(inter.num_users):
+        order = np.argsort(-sim[u], kind="stable")[:k]
+        pruned[u, order] = sim[u, order]
+    got = model.score_users(torch.arange(inter.num_users)).numpy()
+    ties = np.isclose(np.sort(sim, 1)[:, -k], np.sort(sim, 1)[:, -k - 1])  # the k-th and (k+1)-th tie
+    np.testing.assert_allclose(got[~ties], (pruned @ x)[~ties], rtol=1e-5, atol=1e-6)
+    # a cold user with a training user's history gets that user's neighbours (plus the user itself)
+    cold = model.score_histories(inter.to_csr()[[0]]).numpy()[0]
+    assert np.argmax(cold) in np.flatnonzero(x[0]) or cold.max() > 0
+
+
+def test_als_solvers_agree_with_numpy_normal_equations():
+    inter = random_interactions(25, 15, seed=4)
+    conf = inter.to_csr().astype(np.float32)
+    conf.data = 1.0 + 3.0 * conf.data
+    rng = np.random.default_rng(0)
+    items = torch.from_numpy(rng.normal(size=(15, 4)).astype(np.float32))
+    reg = 0.1
+    y = items.double().numpy()
+    ref = []
+    for u in range(25):
+        c = conf[u].toarray().ravel()
+        full_c = np.where(c > 0, c, 1.0)
+        a = y.T @ (full_c[:, None] * y) + reg * np.eye(4)
+        ref.append(np.linalg.solve(a, y.T @ (full_c * (c > 0))))  # b = Y^T C_u p_u
+    ref = np.array(ref)
+    np.testing.assert_allclose(solve_exact(conf, items, reg).numpy(), ref, rtol=1e-4, atol=1e-5)
+    cg = solve_cg(_Confidence(conf), torch.zeros(25, 4), items, reg, steps=20)
+    np.testing.assert_allclose(cg.numpy(), ref, rtol=1e-3, atol=1e-4)
+
+
+def test_als_fold_in_reproduces_a_training_user():
+    inter = random_interactions(30, 20, seed=5)
+    model = _fit(ALSModel(ALSConfig(factors=4, iterations=30, solver="cholesky", regularization=0.1)), inter)
+    # a fold-in is one more exact user sweep against the final item factors: near the (converged) training users
+    hist = inter.to_csr()[:3]
+    folded = model.fold_in(hist)
+    again = solve_exact(model.confidence(hist), model.item_factors, 0.1)
+    np.testing.assert_allclose(folded.numpy(), again.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(folded.numpy(), model.user_factors[:3].numpy(), atol=2e-2)
+
+
+def test_bprmf_sgd_step_is_the_gradient_of_forward_loss():
+    model = BPRMFModel(BPRMFConfig(num_users=6, num_items=9, factors=3, regularization=0.1, learning_rate=0.5))
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6])  # distinct rows
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = model(users, pos, neg).loss * len(users)  # forward averages; sgd_step applies per-triple gradients
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    model.sgd_step(users, pos, neg)
+    for (name, p), g in zip(model.named_parameters(), grads):
+        np.testing.assert_allclose(p.detach().numpy(), (before[name] - 0.5 * g).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_biased_mf_sgd_step_is_the_gradient_of_forward_loss():
+    model = BiasedMFModel(BiasedMFConfig(num_users=5, num_items=7, factors=3, regularization=0.1, learning_rate=0.1))
+    model.global_mean = torch.tensor(3.0)
+    users, items, r = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([4.0, 2.0, 5.0])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    # Surprise's update is the gradient of 1/2 err^2 + reg/2 ||theta||^2 per rating
+    out = model(users, items)
+    pu, qi = model.user_embeddings(users), model.item_embeddings(items)
+    bu, bi = model.user_biases(users).squeeze(-1), model.item_biases(items).squeeze(-1)
+    half = 0.5 * (r - out.scores).square() + 0.05 * (bu**2 + bi**2 + (pu**2).sum(-1) + (qi**2).sum(-1))
+    grads = torch.autograd.grad(half.sum(), list(model.parameters()))
+    model.sgd_step(users, items, r)
+    for (name, p), g in zip(model.named_parameters(), grads):
+        np.testing.assert_allclose(p.detach().numpy(), (before[name] - 0.1 * g).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_biased_mf_fold_in_minimises_the_user_objective():
+    inter = random_interactions(20, 15, seed=6)
+    model = _fit(BiasedMFModel(BiasedMFConfig(factors=3, epochs=3, history_rating=4.0, regularization=0.1)), inter)
+    hist = inter.to_csr()[[0]]
+    theta = model.fold_in(hist)[0].clone().requires_grad_(True)
+    items = torch.from_numpy(hist.indices.astype(np.int64))
+    q, bi = model.item_embeddings.weight[items].detach(), model.item_biases.weight[items, 0].detach()
+    err = 4.0 - (model.global_mean + theta[-1] + bi + q @ theta[:-1])
+    objective = err.square().sum() + 0.1 * len(items) * theta.square().sum()
+    (grad,) = torch.autograd.grad(objective, theta)
+    assert grad.abs().max() < 1e-3
+
+
+def test_neumf_all_item_scores_equal_pairwise_logits():
+    model = NeuMFModel(NeuMFConfig(num_users=4, num_items=11, factors=3, mlp_layers=[8, 4, 2]))
+    model.eval()
+    users = torch.tensor([0, 3])
+    full = model(users).scores
+    pairs = model(users.repeat_interleave(11), torch.arange(11).repeat(2)).scores.view(2, 11)
+    torch.testing.assert_close(full, pairs, rtol=1e-5, atol=1e-6)
+    out = model(users, torch.tensor([1, 2]), labels=torch.tensor([1.0, 0.0]))
+    assert out.loss is not None and out.loss.ndim == 0
+
+
+def test_gradient_models_train_through_forward_with_a_torch_optimizer():
+    inter = random_interactions(30, 20, seed=7)
+    for model in (
+        BPRMFModel(BPRMFConfig(factors=4, epochs=3, optimizer="adam", learning_rate=0.05, batch_size=64)),
+        BiasedMFModel(BiasedMFConfig(factors=4, epochs=3, optimizer="adam", learning_rate=0.05, batch_size=64)),
+    ):
+        _fit(model, inter)
+        assert model.training_loss[-1] < model.training_loss[0]
+        assert all(p.requires_grad for p in model.parameters())
+
+
+def test_closed_form_models_are_frozen():
+    inter = random_interactions()
+    for model in (ItemKNNModel(ItemKNNConfig()), EASEModel(EASEConfig(l2=1.0)), ALSModel(ALSConfig(factors=3))):
+        _fit(model, inter)
+        assert not any(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, match",
+    [
+        (ItemKNNConfig, {"weighting": "idf"}, "weighting"),
+        (ItemKNNConfig, {"k": 0}, "k"),
+        (EASEConfig, {"l2": -1}, "l2"),
+        (ALSConfig, {"solver": "lu"}, "solver"),
+        (BPRMFConfig, {"negative_sampling": "hard"}, "negative_sampling"),
+        (BiasedMFConfig, {"optimizer": "lbfgs"}, "optimizer"),
+        (NeuMFConfig, {"mlp_layers": [7, 3]}, "mlp_layers"),
+    ],
+)
+def test_bad_options_are_named(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+def test_biased_mf_needs_ratings():
+    inter = random_interactions()
+    inter.rating = None
+    with pytest.raises(ValueError, match="rating"):
+        _fit(BiasedMFModel(BiasedMFConfig()), inter)
+
+
+def test_knn_sparse_fallback_matches_dense(monkeypatch):
+    from hf_recsys_classic import _utils
+
+    inter = random_interactions(30, 20, seed=8)
+    dense = _fit(ItemKNNModel(ItemKNNConfig(k=5, shrink=1.0)), inter).similarity_matrix().toarray()
+    monkeypatch.setattr(_utils, "DENSE_BUDGET", 0)
+    sparse = _fit(ItemKNNModel(ItemKNNConfig(k=5, shrink=1.0)), inter).similarity_matrix().toarray()
+    np.testing.assert_allclose(sparse, dense, rtol=1e-6)
+    assert sp.issparse(inter.to_csr())
