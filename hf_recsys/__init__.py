@@ -7,6 +7,13 @@ from .data.vocab import IdVocab, UnknownIdError
 from .evaluation import compare, evaluate_model
 from .modeling_utils import NotFittedError, RecommenderOutput, RecPreTrainedModel
 from .models.most_popular import MostPopularConfig, MostPopularModel
+from .models.sequential import (
+    CausalSequentialConfig,
+    CausalSequentialRecommender,
+    MaskedSequentialConfig,
+    MaskedSequentialRecommender,
+)
+from .models.two_tower import TwoTowerConfig, TwoTowerModel
 from .pipelines import register_pipeline
 from .registry import get_model_spec, install_transformers_hook, list_models, plugin_errors, register_model
 
@@ -20,6 +27,10 @@ register_pipeline()
 __all__ = [
     "AutoModelForRecommendation",
     "AutoRecConfig",
+    "CausalSequentialConfig",
+    "CausalSequentialRecommender",
+    "MaskedSequentialConfig",
+    "MaskedSequentialRecommender",
     "IdVocab",
     "MostPopularConfig",
     "MostPopularModel",
@@ -27,6 +38,8 @@ __all__ = [
     "RecConfig",
     "RecPreTrainedModel",
     "RecommenderOutput",
+    "TwoTowerConfig",
+    "TwoTowerModel",
     "UnknownIdError",
     "compare",
     "evaluate_model",

@@ -165,7 +165,9 @@ class RatingHead(nn.Module):
         if self.item_bias is not None and item_idx is not None:
             pred = pred + self.item_bias(item_idx).squeeze(-1)
         loss = None if labels is None else F.mse_loss(pred, labels.to(pred.dtype))
-        return RecommenderOutput(loss=loss, scores=pred, user_embeddings=user_embeddings, item_embeddings=item_embeddings)
+        return RecommenderOutput(
+            loss=loss, scores=pred, user_embeddings=user_embeddings, item_embeddings=item_embeddings
+        )
 
 
 class ClickHead(nn.Module):
@@ -209,7 +211,9 @@ class ClickHead(nn.Module):
         if labels is not None:
             pw = None if self.pos_weight is None else torch.tensor(self.pos_weight, device=logits.device)
             loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), pos_weight=pw)
-        return RecommenderOutput(loss=loss, scores=logits, user_embeddings=user_embeddings, item_embeddings=item_embeddings)
+        return RecommenderOutput(
+            loss=loss, scores=logits, user_embeddings=user_embeddings, item_embeddings=item_embeddings
+        )
 
 
 __all__ = ["ClickHead", "RatingHead", "RetrievalHead"]

@@ -337,8 +337,15 @@ class RecPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """``PreTrainedModel.save_pretrained`` plus the id vocabularies and the seen-items matrix (safetensors)."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        if not kwargs.get("is_main_process", True):
-            return
+        if kwargs.get("is_main_process", True):
+            self._save_rec_files(save_directory)
+
+    def _save_rec_files(self, save_directory: str | os.PathLike) -> None:
+        """Write the id vocabularies, the seen items and, last, the file manifest beside the weights.
+
+        Subclasses that write their weights themselves (e.g. LoRA backbones) call this at the end of their own
+        ``save_pretrained``.
+        """
         if self.user_vocab is not None or self.item_vocab is not None:
             save_vocabs(save_directory, self.user_vocab, self.item_vocab)
         if self.seen_items is not None:

@@ -10,14 +10,11 @@ import logging
 import os
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..configuration_utils import RecConfig, check_positive
-from ..data.vocab import save_vocabs
-from ..modeling_utils import SEEN_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +119,7 @@ def prepare_backbone(backbone: nn.Module, config: BackboneRecConfig) -> nn.Modul
         target_modules=lora_targets(config, backbone.config.model_type),
         layers_to_transform=config.lora_layers,
         bias="none",
+        fan_in_fan_out=backbone.config.model_type == "gpt2",  # GPT-2 stores its linear layers as Conv1D
     )
     return get_peft_model(backbone, lora)
 
@@ -172,18 +170,7 @@ class BackboneModelMixin:
         os.makedirs(save_directory, exist_ok=True)
         self.config.save_pretrained(save_directory)
         save_file(self.weights_to_save(), os.path.join(save_directory, WEIGHTS_FILE), metadata={"format": "pt"})
-        if self.user_vocab is not None or self.item_vocab is not None:
-            save_vocabs(save_directory, self.user_vocab, self.item_vocab)
-        if self.seen_items is not None:
-            m = self.seen_items.tocsr()
-            save_file(
-                {
-                    "indptr": torch.as_tensor(m.indptr.astype(np.int64)),
-                    "indices": torch.as_tensor(m.indices.astype(np.int64)),
-                    "shape": torch.tensor(m.shape, dtype=torch.int64),
-                },
-                os.path.join(save_directory, SEEN_FILE),
-            )
+        self._save_rec_files(save_directory)  # vocabularies, seen items, then the manifest
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):

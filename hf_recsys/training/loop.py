@@ -119,8 +119,13 @@ def train_loop(
     try:
         for epoch in range(args.epochs):
             total = num_batches() if num_batches is not None else None
-            bar = tqdm(batches(epoch, gen), total=total, desc=f"epoch {epoch + 1}/{args.epochs}",
-                       disable=not args.show_progress, leave=False)
+            bar = tqdm(
+                batches(epoch, gen),
+                total=total,
+                desc=f"epoch {epoch + 1}/{args.epochs}",
+                disable=not args.show_progress,
+                leave=False,
+            )
             losses = []
             for batch in bar:
                 loss = model(**batch).loss

@@ -92,10 +92,6 @@ def test_partial_or_mixed_upload_is_refused(hub_roundtrip, name):
     _assert_error(loaded["mixed_checked"], "IncompleteCheckpointError", "changed: seen_items.safetensors")
 
 
-@pytest.mark.xfail(
-    reason="needs the lead's hook: RecPreTrainedModel.from_pretrained must call hf_recsys.hub.verify_checkpoint",
-    strict=False,
-)
 @pytest.mark.parametrize("name", CASES)
 def test_auto_from_pretrained_refuses_partial_upload(hub_roundtrip, name):
     _, loaded = _case(hub_roundtrip, name)

@@ -1,0 +1,143 @@
+"""Configurations of the sequential next-item models (GPT-style causal, BERT-style masked)."""
+
+from __future__ import annotations
+
+from ...configuration_utils import check_choice, check_positive
+from ..backbone_utils import BackboneRecConfig
+
+
+class SequentialConfig(BackboneRecConfig):
+    """Options shared by :class:`CausalSequentialConfig` and :class:`MaskedSequentialConfig`.
+
+    Args:
+        max_sequence_length: items of history the model reads (the most recent ones).
+        hidden_size, num_layers, num_heads, dropout: size of the default backbone, used only when neither
+            ``backbone_name_or_path`` nor ``backbone_config`` is given.
+        loss: ``"full"`` (softmax over every item) or ``"sampled"`` (softmax over the positive and
+            ``num_negatives`` uniformly sampled items, accidental hits masked).
+        num_negatives: negatives per step for the sampled loss.
+        softmax_temperature: logits are divided by it.
+        item_text_dim: size of the item text embeddings the model can use (0: none). They are given to ``fit``
+            as ``item_text_embeddings=(item_ids, matrix)`` or with ``set_item_text_embeddings``.
+        text_fusion: ``"none"``; ``"add"`` (item embedding = id embedding + a trained projection of the text
+            embedding, so items with few interactions borrow from their text) or ``"init"`` (id embeddings start
+            from the text embeddings' principal components).
+        train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
+            random window ending anywhere in a long history, every epoch.
+        **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
+    """
+
+    def __init__(
+        self,
+        max_sequence_length: int = 50,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        dropout: float = 0.2,
+        loss: str = "full",
+        num_negatives: int = 256,
+        softmax_temperature: float = 1.0,
+        item_text_dim: int = 0,
+        text_fusion: str = "none",
+        train_windows: str = "random",
+        **kwargs,
+    ):
+        for name, value in (
+            ("max_sequence_length", max_sequence_length),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("num_negatives", num_negatives),
+            ("softmax_temperature", softmax_temperature),
+        ):
+            check_positive(self, name, value)
+        check_positive(self, "dropout", dropout, allow_zero=True)
+        check_positive(self, "item_text_dim", item_text_dim, allow_zero=True)
+        check_choice(self, "loss", loss, ("full", "sampled"))
+        check_choice(self, "text_fusion", text_fusion, ("none", "add", "init"))
+        check_choice(self, "train_windows", train_windows, ("last", "random"))
+        if text_fusion != "none" and not item_text_dim:
+            raise ValueError(f"{type(self).__name__}: text_fusion={text_fusion!r} needs item_text_dim > 0.")
+        self.max_sequence_length, self.hidden_size, self.num_layers = (
+            int(max_sequence_length),
+            int(hidden_size),
+            int(num_layers),
+        )
+        self.num_heads, self.dropout = int(num_heads), float(dropout)
+        self.loss, self.num_negatives, self.softmax_temperature = loss, int(num_negatives), float(softmax_temperature)
+        self.item_text_dim, self.text_fusion, self.train_windows = int(item_text_dim), text_fusion, train_windows
+        if kwargs.get("backbone_name_or_path") is None and kwargs.get("backbone_config") is None:
+            kwargs["backbone_config"] = self.default_backbone_config()
+        super().__init__(**kwargs)
+
+    def default_backbone_config(self) -> dict:
+        raise NotImplementedError
+
+
+class CausalSequentialConfig(SequentialConfig):
+    """Configuration of :class:`CausalSequentialRecommender` (SASRec-style, GPT-2 architecture by default).
+
+    Example:
+        ```python
+        >>> from hf_recsys.models.sequential import CausalSequentialConfig
+        >>> CausalSequentialConfig(max_sequence_length=20, hidden_size=32).backbone_config["model_type"]
+        'gpt2'
+        ```
+    """
+
+    model_type = "causal_sequential"
+
+    def __init__(self, **kwargs):  # transformers 5 turns a config class without its own __init__ into a dataclass
+        super().__init__(**kwargs)
+
+    def default_backbone_config(self) -> dict:
+        d = self.dropout
+        return {
+            "model_type": "gpt2",
+            "n_layer": self.num_layers,
+            "n_embd": self.hidden_size,
+            "n_head": self.num_heads,
+            "n_positions": self.max_sequence_length,
+            "vocab_size": 1,
+            "bos_token_id": None,
+            "eos_token_id": None,
+            "resid_pdrop": d,
+            "embd_pdrop": d,
+            "attn_pdrop": d,
+        }
+
+
+class MaskedSequentialConfig(SequentialConfig):
+    """Configuration of :class:`MaskedSequentialRecommender` (BERT4Rec-style, BERT architecture by default).
+
+    Args:
+        mask_prob: share of history items replaced by the mask token in training.
+        **kwargs: see :class:`SequentialConfig`.
+    """
+
+    model_type = "masked_sequential"
+
+    def __init__(self, mask_prob: float = 0.2, **kwargs):
+        if not 0 < mask_prob < 1:
+            raise ValueError(f"MaskedSequentialConfig: mask_prob must be in (0, 1), got {mask_prob!r}.")
+        self.mask_prob = float(mask_prob)
+        super().__init__(**kwargs)
+
+    def default_backbone_config(self) -> dict:
+        d = self.dropout
+        return {
+            "model_type": "bert",
+            "num_hidden_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.num_heads,
+            "intermediate_size": 4 * self.hidden_size,
+            "max_position_embeddings": self.max_sequence_length,
+            "vocab_size": 1,
+            "type_vocab_size": 1,
+            "pad_token_id": 0,
+            "hidden_dropout_prob": d,
+            "attention_probs_dropout_prob": d,
+        }
+
+
+__all__ = ["CausalSequentialConfig", "MaskedSequentialConfig", "SequentialConfig"]

@@ -1,0 +1,372 @@
+"""Sequential next-item recommenders on transformer backbones.
+
+- :class:`CausalSequentialRecommender`: SASRec-style; a GPT-2 (causal) encoder reads the user's time-ordered items
+  and predicts the next one at every position.
+- :class:`MaskedSequentialRecommender`: BERT4Rec-style; a BERT (bidirectional) encoder predicts randomly masked
+  items, and a mask token appended to the history at inference.
+
+Items are tokens: index ``i`` of the item vocabulary is token ``i + 1``, token 0 pads, token ``num_items + 1`` is the
+mask. Item embeddings are learned from ids, optionally fused with (or initialised from) item text embeddings, and
+tied with the output layer: the score of an item is the dot product of the sequence state with its embedding.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data.views import Interactions
+from ...heads import RetrievalHead
+from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
+from ...training import LoopArguments, minibatches, train_loop
+from ..backbone_utils import BackboneModelMixin, build_backbone, eval_mode, prepare_backbone
+from .configuration_sequential import CausalSequentialConfig, MaskedSequentialConfig, SequentialConfig
+
+IGNORE_INDEX = -100
+
+
+def sequences_from_interactions(inter: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user time-ordered item sequences as CSR-like ``(indptr, item_idx)`` (ties keep log order)."""
+    inter = inter.known()
+    ts = inter.timestamp if inter.timestamp is not None else np.zeros(len(inter), dtype=np.int64)
+    order = np.lexsort((np.arange(len(inter)), ts, inter.user_idx))
+    indptr = np.zeros(inter.num_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(inter.user_idx, minlength=inter.num_users), out=indptr[1:])
+    return indptr, inter.item_idx[order].astype(np.int64)
+
+
+def gather_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
+    """Left-padded token windows ``(b, length)``: the items ``items[max(start, end - length):end]`` as tokens
+    (item index + 1), zeros before them."""
+    if len(items) == 0:
+        return np.zeros((len(ends), length), dtype=np.int64)
+    pos = ends[:, None] - length + np.arange(length)[None, :]
+    return np.where(pos >= starts[:, None], items[np.clip(pos, 0, len(items) - 1)] + 1, 0)
+
+
+class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
+    """Shared machinery of the sequential recommenders: item tables, text fusion, training and scoring."""
+
+    config_class = SequentialConfig
+    base_model_prefix = "sequential"
+    main_input_name = "input_ids"
+    supports_history = True
+    #: tokens the model reads at inference besides the history (1 for the masked model's trailing mask token)
+    extra_inference_tokens: ClassVar[int] = 0
+
+    def __init__(self, config: SequentialConfig):
+        super().__init__(config)
+        self.backbone = prepare_backbone(build_backbone(config), config)
+        self.hidden_size = int(self._backbone_config().hidden_size)
+        self.head = RetrievalHead(similarity="dot", temperature=config.softmax_temperature)
+        if config.item_text_dim:
+            self.text_projection = nn.Linear(config.item_text_dim, self.hidden_size)
+        self._build_item_tables(config.num_items)
+        self.register_buffer(
+            "user_history", torch.zeros(config.num_users, config.max_sequence_length, dtype=torch.long)
+        )
+        self.post_init()
+
+    def _backbone_config(self):
+        bb = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+        return bb.config
+
+    # ------------------------------------------------------------------ item tables
+    def _build_item_tables(self, num_items: int) -> None:
+        emb = nn.Embedding(num_items + 2, self.hidden_size, padding_idx=0)
+        nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            emb.weight[0].zero_()
+        self.item_embeddings = emb.to(self.device)
+        if self.config.item_text_dim:
+            feats = torch.zeros(num_items, self.config.item_text_dim, device=self.device)
+            self.item_text_features = nn.Parameter(feats, requires_grad=False)
+
+    def after_load(self) -> None:
+        if self.config.item_text_dim:
+            self.item_text_features.requires_grad_(False)
+
+    def set_item_text_embeddings(self, item_ids, embeddings) -> None:
+        """Attach text embeddings ``(len(item_ids), item_text_dim)`` of items, aligned by the item vocabulary
+        (items without one keep zeros). With ``text_fusion="init"`` the id embeddings restart from them."""
+        if not self.config.item_text_dim:
+            raise ValueError("This model was configured without text: set item_text_dim (and text_fusion) first.")
+        self._require_vocab()
+        emb = torch.as_tensor(np.ascontiguousarray(embeddings), dtype=torch.float32)
+        if emb.shape != (len(item_ids), self.config.item_text_dim):
+            raise ValueError(
+                f"text embeddings have shape {tuple(emb.shape)}, expected "
+                f"({len(item_ids)}, {self.config.item_text_dim})."
+            )
+        idx = torch.as_tensor(self.item_vocab.encode(list(item_ids), unknown="mask"))
+        keep = idx >= 0
+        feats = torch.zeros(self.config.num_items, self.config.item_text_dim)
+        feats[idx[keep]] = emb[keep]
+        self.item_text_features = nn.Parameter(feats.to(self.device), requires_grad=False)
+        if self.config.text_fusion == "init":
+            self._init_from_text(feats)
+
+    @torch.no_grad()
+    def _init_from_text(self, feats: torch.Tensor) -> None:
+        centered = feats - feats.mean(0, keepdim=True)
+        q = min(self.hidden_size, *centered.shape)
+        u, s, _ = torch.pca_lowrank(centered, q=q, center=False)
+        pcs = u * s
+        pcs = pcs / pcs.std().clamp(min=1e-8) * self.item_embeddings.weight[1:].std()
+        self.item_embeddings.weight[1 : 1 + len(pcs), :q] = pcs.to(self.device)
+
+    def item_table(self) -> torch.Tensor:
+        """Embeddings of every token ``(num_items + 2, hidden)``: id embeddings, plus projected text if fused."""
+        table = self.item_embeddings.weight
+        if self.config.text_fusion == "add":
+            text = self.text_projection(self.item_text_features)
+            table = torch.cat([table[:1], table[1:-1] + text, table[-1:]])
+        return table
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, table=None):
+        """Hidden states ``(b, L, hidden)`` of left-padded token sequences."""
+        table = self.item_table() if table is None else table
+        if attention_mask is None:
+            attention_mask = (input_ids != 0).long()
+            attention_mask[:, -1] = 1  # an empty history still yields a finite state
+        x = F.embedding(input_ids, table, padding_idx=0)
+        return self.backbone(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+    ) -> RecommenderOutput:
+        """Next-item scores, and the loss when ``labels`` are given.
+
+        Args:
+            input_ids: ``(batch, length)`` left-padded item tokens (item index + 1; 0 pads, ``num_items + 1``
+                masks).
+            attention_mask: ``(batch, length)``; by default non-pad tokens.
+            labels: ``(batch, length)`` item indices to predict at each position, ``-100`` where nothing is
+                predicted.
+
+        Returns:
+            :class:`RecommenderOutput`: ``scores`` ``(batch, num_items)`` at the last position (``None`` when
+            training with labels), ``loss`` when labels are given, ``user_embeddings`` ``(batch, hidden)`` (the
+            last state).
+        """
+        table = self.item_table()
+        hidden = self.encode(input_ids, attention_mask, table)
+        last = hidden[:, -1]
+        if labels is None:
+            return RecommenderOutput(
+                scores=self.head.score(last, table[1:-1]) / self.head.temperature, user_embeddings=last
+            )
+        sel = labels != IGNORE_INDEX
+        states, target = hidden[sel], labels[sel]
+        loss = self._loss(states, target, table[1:-1])
+        return RecommenderOutput(loss=loss, user_embeddings=last)
+
+    def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "full":
+            return self.head(states, items, labels=target).loss
+        # sampled softmax: each state's positive against negatives shared by the batch, accidental hits masked
+        negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
+        pos = (states * items[target]).sum(-1, keepdim=True)
+        scores = torch.cat([pos, self.head.score(states, items[negs])], dim=1) / self.head.temperature
+        hits = torch.cat([torch.zeros_like(pos, dtype=torch.bool), target.unsqueeze(1) == negs.unsqueeze(0)], dim=1)
+        return self.head.loss(scores, torch.zeros_like(target), mask=hits)
+
+    # ------------------------------------------------------------------ batches
+    def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
+        raise NotImplementedError
+
+    def _inference_tokens(self, items: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> torch.LongTensor:
+        tokens = gather_windows(items, starts, ends, self.config.max_sequence_length - self.extra_inference_tokens)
+        if self.extra_inference_tokens:
+            tokens = np.concatenate([tokens, np.full((len(tokens), 1), self.config.num_items + 1)], axis=1)
+        return torch.as_tensor(tokens, dtype=torch.long, device=self.device)
+
+    def _window_ends(self, starts, ends, span: int, gen: torch.Generator) -> np.ndarray:
+        """End of each user's training window: the last item, or a random one in a long history."""
+        if self.config.train_windows == "last":
+            return ends
+        lo = np.minimum(starts + span, ends)
+        r = torch.rand(len(ends), generator=gen).numpy()
+        return lo + np.floor(r * (ends - lo + 1)).astype(np.int64).clip(max=ends - lo)
+
+    # ------------------------------------------------------------------ fitting
+    def _resize(self, num_users: int, num_items: int) -> None:
+        self.config.num_users, self.config.num_items = num_users, num_items
+        if self.item_embeddings.num_embeddings != num_items + 2:
+            self._build_item_tables(num_items)
+        self.user_history = torch.zeros(
+            num_users, self.config.max_sequence_length, dtype=torch.long, device=self.device
+        )
+
+    def _fit(
+        self,
+        interactions: Interactions,
+        epochs: int = 20,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        max_steps: int | None = None,
+        show_progress: bool = True,
+        item_text_embeddings: tuple | None = None,
+        on_epoch_end=None,
+    ) -> None:
+        """Train with the lean loop on the users' time-ordered sequences (``fit(data, epochs=..., ...)``).
+
+        Args:
+            item_text_embeddings: ``(item_ids, matrix)`` text embeddings of items, for ``item_text_dim`` models.
+            on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
+            Others: see :class:`~hf_recsys.training.LoopArguments`.
+        """
+        self._resize(interactions.num_users, interactions.num_items)
+        if item_text_embeddings is not None:
+            self.set_item_text_embeddings(*item_text_embeddings)
+        indptr, items = sequences_from_interactions(interactions)
+        starts, ends = indptr[:-1], indptr[1:]
+        # the most recent items of each user, read when scoring known users
+        self.user_history = torch.as_tensor(
+            gather_windows(items, starts, ends, self.config.max_sequence_length), device=self.device
+        )
+        users = np.flatnonzero(ends - starts >= self.min_sequence_length)
+        args = LoopArguments(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            seed=seed,
+            max_steps=max_steps,
+            show_progress=show_progress,
+        )
+
+        def batches(epoch: int, gen: torch.Generator):
+            for idx in minibatches(len(users), batch_size, gen):
+                u = users[idx.numpy()]
+                yield self._training_batch(items, starts[u], ends[u], gen)
+
+        self.last_training_history = train_loop(
+            self, batches, args, lambda: -(-len(users) // batch_size), on_epoch_end
+        )
+
+    def update_histories(self, data) -> None:
+        """Replace the stored histories (the sequences the model reads for known users, and the seen items) with
+        those of ``data``, a log in the model's vocabularies, without training: e.g. after new interactions
+        arrive, or to score a test period with the validation items in the history."""
+        from ...data.views import encode_interactions
+
+        inter = encode_interactions(data, self.user_vocab, self.item_vocab, unknown_items="drop")
+        indptr, items = sequences_from_interactions(inter)
+        self.user_history = torch.as_tensor(
+            gather_windows(items, indptr[:-1], indptr[1:], self.config.max_sequence_length), device=self.device
+        )
+        self.seen_items = inter.to_csr("binary")
+
+    # ------------------------------------------------------------------ scoring (index space)
+    def _score_tokens(self, tokens: torch.LongTensor, batch_size: int = 512) -> torch.Tensor:
+        with eval_mode(self), torch.no_grad():
+            return torch.cat([self(input_ids=t).scores for t in tokens.split(batch_size)])
+
+    def _user_tokens(self, user_idx: torch.LongTensor) -> torch.LongTensor:
+        tokens = self.user_history[user_idx]
+        if self.extra_inference_tokens:
+            mask = torch.full((len(tokens), 1), self.config.num_items + 1, device=tokens.device)
+            tokens = torch.cat([tokens[:, 1:], mask], dim=1)
+        return tokens
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        return self._score_tokens(self._user_tokens(user_idx))
+
+    def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
+        """Scores from time-ordered histories (rows of a CSR matrix whose column order is the time order)."""
+        indptr = histories.indptr.astype(np.int64)
+        tokens = self._inference_tokens(histories.indices.astype(np.int64), indptr[:-1], indptr[1:])
+        return self._score_tokens(tokens)
+
+    def _histories_csr(self, histories) -> sp.csr_matrix:
+        """Histories as a CSR matrix that keeps each row's items in the given (time) order."""
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        flat = [i for h in histories for i in h]
+        idx = self.item_vocab.encode(flat) if flat else np.zeros(0, dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        return sp.csr_matrix(
+            (np.ones(len(idx), np.float32), idx, indptr), shape=(len(histories), self.config.num_items)
+        )
+
+    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
+        with eval_mode(self), torch.no_grad():
+            table = F.normalize(self.item_table()[1:-1], dim=-1)
+            return table[item_idx] @ table.T
+
+
+class CausalSequentialRecommender(SequentialRecPreTrainedModel):
+    """SASRec-style next-item model with a GPT-2 (causal) backbone, trained to predict every next item.
+
+    Example:
+        ```python
+        >>> from hf_recsys.models.sequential import CausalSequentialConfig, CausalSequentialRecommender
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> log = tiny_log()
+        >>> model = CausalSequentialRecommender(CausalSequentialConfig(max_sequence_length=10, hidden_size=32))
+        >>> model = model.fit(log, epochs=2, show_progress=False)
+        >>> ids, scores = model.recommend(["u1"], k=5)
+        >>> ids.shape
+        (1, 5)
+        ```
+    """
+
+    config_class = CausalSequentialConfig
+    min_sequence_length = 2
+
+    def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
+        length = self.config.max_sequence_length
+        ends = self._window_ends(starts, ends, length + 1, gen)
+        tokens = torch.as_tensor(gather_windows(items, starts, ends, length + 1), device=self.device)
+        inputs, nxt = tokens[:, :-1], tokens[:, 1:]
+        labels = torch.where((inputs > 0) & (nxt > 0), nxt - 1, IGNORE_INDEX)
+        return {"input_ids": inputs, "labels": labels}
+
+
+class MaskedSequentialRecommender(SequentialRecPreTrainedModel):
+    """BERT4Rec-style model with a BERT (bidirectional) backbone, trained to recover randomly masked items; it
+    recommends by appending a mask token to the history.
+
+    Example:
+        ```python
+        >>> from hf_recsys.models.sequential import MaskedSequentialConfig, MaskedSequentialRecommender
+        >>> from hf_recsys.testing_utils import tiny_log
+        >>> model = MaskedSequentialRecommender(MaskedSequentialConfig(max_sequence_length=10, hidden_size=32))
+        >>> model = model.fit(tiny_log(), epochs=2, show_progress=False)
+        ```
+    """
+
+    config_class = MaskedSequentialConfig
+    min_sequence_length = 1
+    extra_inference_tokens = 1
+
+    def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
+        length = self.config.max_sequence_length
+        ends = self._window_ends(starts, ends, length, gen)
+        tokens = torch.as_tensor(gather_windows(items, starts, ends, length), device=self.device)
+        real = tokens > 0
+        masked = (torch.rand(tokens.shape, generator=gen).to(tokens.device) < self.config.mask_prob) & real
+        masked[:, -1] |= ~masked.any(1)  # every row predicts something: the last item when nothing else is masked
+        labels = torch.where(masked, tokens - 1, IGNORE_INDEX)
+        inputs = torch.where(masked, self.config.num_items + 1, tokens)
+        return {"input_ids": inputs, "attention_mask": real.long(), "labels": labels}
+
+
+__all__ = [
+    "CausalSequentialRecommender",
+    "MaskedSequentialRecommender",
+    "SequentialRecPreTrainedModel",
+    "gather_windows",
+    "sequences_from_interactions",
+]

@@ -1,0 +1,235 @@
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_recsys.models.sequential import (
+    CausalSequentialConfig,
+    CausalSequentialRecommender,
+    MaskedSequentialConfig,
+    MaskedSequentialRecommender,
+)
+from hf_recsys.models.sequential.modeling_sequential import gather_windows, sequences_from_interactions
+from hf_recsys.testing_utils import RecommenderContractTests, tiny_log
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run far faster on one thread than on two contended ones (the test machine is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TINY = {"max_sequence_length": 8, "hidden_size": 16, "num_heads": 2, "num_layers": 1}
+
+
+class TestCausalSequentialContract(RecommenderContractTests):
+    model_type = "causal_sequential"
+    config_kwargs = TINY
+    check_similar_items = True
+
+    @classmethod
+    def fit_model(cls, model, log):
+        return model.fit(log, epochs=3, show_progress=False)
+
+
+class TestMaskedSequentialContract(TestCausalSequentialContract):
+    model_type = "masked_sequential"
+
+
+def _ml_slice(path, num_users=40, min_item_count=5):
+    df = pd.read_csv(os.path.join(path, "ratings.csv"))
+    df = df[df.userId <= num_users]
+    counts = df.movieId.value_counts()
+    df = df[df.movieId.isin(counts[counts >= min_item_count].index)]
+    return df.rename(columns={"userId": "user_id", "movieId": "item_id", "rating": "rating", "timestamp": "timestamp"})
+
+
+def _fitted_tiny(cls=CausalSequentialRecommender, cfg_cls=CausalSequentialConfig, **kw):
+    torch.manual_seed(0)
+    return cls(cfg_cls(**(TINY | kw))).fit(tiny_log(), epochs=2, show_progress=False)
+
+
+def test_gather_windows_left_pads_the_most_recent_items():
+    items = np.array([5, 6, 7, 8, 9, 1, 2])  # user 0: 5 6 7 8 9, user 1: 1 2
+    got = gather_windows(items, np.array([0, 5]), np.array([5, 7]), 3)
+    np.testing.assert_array_equal(got, [[8, 9, 10], [0, 2, 3]])  # tokens are item index + 1
+
+
+def test_sequences_are_time_ordered():
+    log = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "item_id": [3, 1, 2, 1], "timestamp": [30, 10, 20, 5]})
+    model = CausalSequentialRecommender(CausalSequentialConfig(**TINY))
+    model.fit(log, epochs=1, show_progress=False)
+    indptr, items = sequences_from_interactions(
+        __import__("hf_recsys").data.encode_interactions(log, model.user_vocab, model.item_vocab)
+    )
+    np.testing.assert_array_equal(model.item_vocab.decode(items[indptr[0] : indptr[1]]), [1, 2, 3])
+    # the stored history of user "a" is its items in time order, left-padded
+    np.testing.assert_array_equal(model.user_history[0].numpy()[-3:] - 1, model.item_vocab.encode([1, 2, 3]))
+
+
+def test_causal_training_batch_predicts_the_next_item():
+    model = CausalSequentialRecommender(CausalSequentialConfig(**(TINY | {"train_windows": "last"})))
+    model._resize(1, 10)
+    items = np.array([4, 2, 7])
+    batch = model._training_batch(items, np.array([0]), np.array([3]), torch.Generator())
+    np.testing.assert_array_equal(batch["input_ids"][0, -3:], [0, 5, 3])  # pad, 4, 2 as tokens
+    np.testing.assert_array_equal(batch["labels"][0, -3:], [-100, 2, 7])  # next items as indices
+    assert (batch["labels"][0, :-2] == -100).all()
+
+
+def test_masked_training_batch_masks_only_real_items():
+    model = MaskedSequentialRecommender(MaskedSequentialConfig(**(TINY | {"mask_prob": 0.5})))
+    model._resize(1, 10)
+    items = np.arange(20) % 10
+    starts, ends = np.zeros(50, dtype=np.int64), np.full(50, 3)
+    batch = model._training_batch(items, starts, ends, torch.Generator().manual_seed(0))
+    masked = batch["input_ids"] == 11
+    assert masked.any(1).all(), "every row predicts at least one item"
+    assert (batch["labels"][masked] >= 0).all() and (batch["labels"][~masked] == -100).all()
+    assert not masked[:, :-3].any(), "padding is never masked"
+
+
+@pytest.mark.parametrize(
+    "cls, cfg_cls",
+    [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
+)
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_forward_shapes_and_loss(cls, cfg_cls, loss):
+    model = cls(cfg_cls(num_items=30, **(TINY | {"loss": loss, "num_negatives": 5})))
+    ids = torch.randint(1, 31, (4, 8))
+    out = model(input_ids=ids)
+    assert out.scores.shape == (4, 30) and out.user_embeddings.shape == (4, 16) and out.loss is None
+    labels = torch.full((4, 8), -100)
+    labels[:, -1] = torch.tensor([0, 5, 9, 29])
+    out = model(input_ids=ids, labels=labels)
+    assert out.loss.shape == () and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.item_embeddings.weight.grad is not None
+
+
+def test_history_order_matters_and_matches_known_user():
+    model = _fitted_tiny()
+    log = tiny_log()
+    hist = log[log.user_id == "u3"].sort_values("timestamp").item_id.tolist()
+    known = model.score(["u3"], hist[:3])
+    from_hist = model.score(["x"], hist[:3], histories={"x": hist})
+    np.testing.assert_allclose(known, from_hist, rtol=1e-5)
+    reversed_scores = model.score(["x"], hist[:3], histories={"x": hist[::-1]})
+    assert not np.allclose(from_hist, reversed_scores), "a causal model must read the history in order"
+
+
+def test_scores_deterministic_in_eval_even_when_training_mode():
+    model = _fitted_tiny(dropout=0.5)
+    model.train()
+    a = model.score(["u1"], [7, 17, 27])
+    b = model.score(["u1"], [7, 17, 27])
+    np.testing.assert_array_equal(a, b)
+    assert model.training, "scoring restores the training mode"
+
+
+@pytest.mark.slow
+def test_loss_decreases_on_real_movielens_slice(ml_latest_small):
+    log = _ml_slice(ml_latest_small)
+    # BERT4Rec-style training sees few labels per epoch and learns more slowly: it gets more epochs and a looser bar
+    common = {"max_sequence_length": 30, "hidden_size": 32, "dropout": 0.1}
+    for cls, cfg, epochs, ratio in [
+        (CausalSequentialRecommender, CausalSequentialConfig(**common), 15, 0.85),
+        (MaskedSequentialRecommender, MaskedSequentialConfig(mask_prob=0.5, **common), 30, 0.95),
+    ]:
+        torch.manual_seed(0)
+        model = cls(cfg).fit(log, epochs=epochs, batch_size=8, learning_rate=3e-3, show_progress=False)
+        losses = model.last_training_history.epoch_losses
+        assert np.mean(losses[-3:]) < ratio * losses[0], (cls.__name__, losses)
+
+
+def _tiny_pretrained_gpt2(folder):
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=2, n_embd=16, n_head=2, n_positions=8, vocab_size=1, bos_token_id=None, eos_token_id=None)
+    GPT2Model(cfg).save_pretrained(folder)
+    return folder
+
+
+def test_lora_trains_only_adapter_and_head_and_roundtrips_without_backbone():
+    with tempfile.TemporaryDirectory() as base, tempfile.TemporaryDirectory() as out:
+        _tiny_pretrained_gpt2(base)
+        torch.manual_seed(0)
+        model = CausalSequentialRecommender(
+            CausalSequentialConfig(max_sequence_length=8, backbone_name_or_path=base, use_lora=True, lora_r=4)
+        )
+        assert model.config.base_model == base
+        model.fit(tiny_log(), epochs=2, show_progress=False)
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert trainable and all("lora_" in n or not n.startswith("backbone.") for n in trainable)
+        assert any("lora_" in n for n in trainable) and "item_embeddings.weight" in trainable
+        frozen_backbone = {
+            n: p.clone() for n, p in model.named_parameters() if n.startswith("backbone.") and "lora_" not in n
+        }
+        assert all(torch.equal(p, dict(model.named_parameters())[n]) for n, p in frozen_backbone.items())
+
+        users = ["u1", "u2", "u5"]
+        expected = model.recommend(users, k=5)
+        model.save_pretrained(out)
+        saved = load_file(os.path.join(out, "model.safetensors"))
+        assert not [k for k in saved if k.startswith("backbone.") and "lora_" not in k], "frozen backbone was saved"
+        assert any("lora_" in k for k in saved)
+        loaded = CausalSequentialRecommender.from_pretrained(out)
+        got = loaded.recommend(users, k=5)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+        merged = loaded.merge_adapter()
+        assert not any("lora_" in n for n, _ in merged.named_parameters())
+        np.testing.assert_allclose(merged.recommend(users, k=5)[1], expected[1], rtol=1e-4, atol=1e-5)
+
+
+def test_text_fusion_add_and_init():
+    log = tiny_log()
+    items = sorted(log.item_id.unique())
+    text = np.random.default_rng(0).normal(size=(len(items), 12)).astype(np.float32)
+    model = _fitted_tiny(item_text_dim=12, text_fusion="add")
+    model.set_item_text_embeddings(items[::-1], text[::-1])  # aligned by id, not by position
+    np.testing.assert_allclose(model.item_text_features.numpy()[model.item_vocab.encode(items)], text)
+    table = model.item_table()
+    proj = model.text_projection(torch.as_tensor(text))
+    idx = torch.as_tensor(model.item_vocab.encode(items)) + 1
+    torch.testing.assert_close(table[idx], model.item_embeddings.weight[idx] + proj)
+    with tempfile.TemporaryDirectory() as d:
+        model.save_pretrained(d)
+        loaded = CausalSequentialRecommender.from_pretrained(d)
+        assert not loaded.item_text_features.requires_grad
+        np.testing.assert_array_equal(loaded.score(["u1"], items), model.score(["u1"], items))
+
+    init = CausalSequentialRecommender(CausalSequentialConfig(**TINY, item_text_dim=12, text_fusion="init"))
+    init.fit(log, epochs=1, show_progress=False, item_text_embeddings=(items, text))
+    assert init.item_text_features.abs().sum() > 0
+
+
+def test_config_errors_are_named():
+    with pytest.raises(ValueError, match="text_fusion"):
+        CausalSequentialConfig(text_fusion="add")
+    with pytest.raises(ValueError, match="loss"):
+        CausalSequentialConfig(loss="bce")
+    with pytest.raises(ValueError, match="not both"):
+        CausalSequentialConfig(backbone_name_or_path="x", backbone_config={"model_type": "gpt2"})
+    with pytest.raises(ValueError, match="mask_prob"):
+        MaskedSequentialConfig(mask_prob=1.5)
+
+
+def test_update_histories_appends_new_items_without_training():
+    model = _fitted_tiny()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if k != "user_history"}
+    log = tiny_log()
+    new = pd.DataFrame({"user_id": ["u1"], "item_id": [247], "rating": [5.0], "timestamp": [2_000_000_000]})
+    model.update_histories(pd.concat([log, new]))
+    assert model.user_history[model.user_vocab.encode(["u1"])[0], -1].item() == model.item_vocab.encode([247])[0] + 1
+    assert model.seen_items[model.user_vocab.encode(["u1"])[0]].toarray()[0, model.item_vocab.encode([247])[0]] == 1
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
