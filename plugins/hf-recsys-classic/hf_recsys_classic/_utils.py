@@ -264,6 +264,41 @@ def padded_rows(m: sp.csr_matrix) -> tuple[torch.LongTensor, torch.Tensor, torch
     return idx, val, mask
 
 
+class SGDFactorMixin:
+    """What BPRMF and BiasedMF share: the epoch loop over per-sample SGD steps and scoring through ``forward``.
+
+    The model defines ``sgd_step(**batch) -> float`` (mean loss of the batch), ``_sgd_name`` (progress-bar label)
+    and ``_sgd_metric`` (the loss's name on the bar).
+    """
+
+    _sgd_name = "SGD"
+    _sgd_metric = "loss"
+
+    def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
+        from tqdm.auto import tqdm
+
+        history = []
+        bar = tqdm(range(self.config.epochs), desc=self._sgd_name, disable=not show_progress)
+        for _ in bar:
+            total, count = 0.0, 0
+            for batch in batches(gen):
+                total += self.sgd_step(**batch) * len(batch["user_ids"])
+                count += len(batch["user_ids"])
+            history.append(total / max(count, 1))
+            bar.set_postfix({self._sgd_metric: f"{history[-1]:.4f}"})
+        return history
+
+    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
+        return self.forward(user_idx).scores
+
+    def score_pairs_idx(self, user_idx: torch.LongTensor, item_idx: torch.LongTensor) -> torch.Tensor:
+        return self.forward(user_idx, item_idx).scores
+
+    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
+        emb = torch.nn.functional.normalize(self.item_embeddings.weight, dim=-1)
+        return emb[item_idx] @ emb.T
+
+
 __all__ = [
     "WEIGHTINGS",
     "csr_rows_dense",

@@ -8,9 +8,8 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from .._utils import make_optimizer, padded_rows, shuffled_batches, torch_threads, train_minibatches
+from .._utils import SGDFactorMixin, make_optimizer, padded_rows, shuffled_batches, torch_threads, train_minibatches
 from .configuration_biased_mf import BiasedMFConfig
 
 
@@ -24,7 +23,7 @@ class BiasedMFPreTrainedModel(RecPreTrainedModel):
             module.reset_parameters()
 
 
-class BiasedMFModel(BiasedMFPreTrainedModel):
+class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
     """Explicit-rating matrix factorisation with global, user and item biases, trained on the squared error.
 
     ``forward(user_ids, item_ids, labels)`` predicts ratings and, with ``labels`` (the true ratings), returns the
@@ -41,6 +40,9 @@ class BiasedMFModel(BiasedMFPreTrainedModel):
         >>> predicted = model.score_pairs(["u1"], [7])
         ```
     """
+
+    _sgd_name = "BiasedMF"
+    _sgd_metric = "mse"
 
     def __init__(self, config: BiasedMFConfig):
         super().__init__(config)
@@ -139,28 +141,6 @@ class BiasedMFModel(BiasedMFPreTrainedModel):
         p.index_add_(0, user_ids, torch.addcmul(pu * -reg, e, qi), alpha=lr)
         q.index_add_(0, item_ids, torch.addcmul(qi * -reg, e, pu), alpha=lr)
         return float(err.square().mean())
-
-    def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
-        history = []
-        bar = tqdm(range(self.config.epochs), desc="BiasedMF", disable=not show_progress)
-        for _ in bar:
-            total, count = 0.0, 0
-            for batch in batches(gen):
-                total += self.sgd_step(**batch) * len(batch["user_ids"])
-                count += len(batch["user_ids"])
-            history.append(total / max(count, 1))
-            bar.set_postfix(mse=f"{history[-1]:.4f}")
-        return history
-
-    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
-        return self.forward(user_idx).scores
-
-    def score_pairs_idx(self, user_idx: torch.LongTensor, item_idx: torch.LongTensor) -> torch.Tensor:
-        return self.forward(user_idx, item_idx).scores
-
-    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
-        emb = F.normalize(self.item_embeddings.weight, dim=-1)
-        return emb[item_idx] @ emb.T
 
     def fold_in(self, histories: sp.csr_matrix, ratings: sp.csr_matrix | None = None) -> torch.Tensor:
         """``(p_u, b_u)`` for new users, ``(batch, factors + 1)``: the exact minimiser of the training objective

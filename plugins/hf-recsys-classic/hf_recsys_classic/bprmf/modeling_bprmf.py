@@ -9,9 +9,16 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from .._utils import make_optimizer, padded_rows, shuffled_batches, torch_threads, train_minibatches, uniform_negatives
+from .._utils import (
+    SGDFactorMixin,
+    make_optimizer,
+    padded_rows,
+    shuffled_batches,
+    torch_threads,
+    train_minibatches,
+    uniform_negatives,
+)
 from .configuration_bprmf import BPRMFConfig
 
 
@@ -51,7 +58,7 @@ class BPRMFPreTrainedModel(RecPreTrainedModel):
             module.reset_parameters()
 
 
-class BPRMFModel(BPRMFPreTrainedModel):
+class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
     """Matrix factorisation trained with Bayesian personalised ranking (Rendle et al., UAI 2009).
 
     ``score(u, i) = p_u . q_i + b_i``. ``forward(user_ids, item_ids, neg_item_ids)`` returns the BPR loss
@@ -67,6 +74,9 @@ class BPRMFModel(BPRMFPreTrainedModel):
         >>> ids, scores = model.recommend(["u1"], k=3)
         ```
     """
+
+    _sgd_name = "BPRMF"
+    _sgd_metric = "loss"
 
     def __init__(self, config: BPRMFConfig):
         super().__init__(config)
@@ -181,28 +191,6 @@ class BPRMFModel(BPRMFPreTrainedModel):
             biases.index_add_(0, item_ids, (z - reg2 * bi)[:, None], alpha=lr)
             biases.index_add_(0, neg_item_ids, (-z - reg2 * bj)[:, None], alpha=lr)
         return float(torch.nn.functional.softplus(-x).mean())
-
-    def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
-        history = []
-        bar = tqdm(range(self.config.epochs), desc="BPRMF", disable=not show_progress)
-        for _ in bar:
-            total, count = 0.0, 0
-            for batch in batches(gen):
-                total += self.sgd_step(**batch) * len(batch["user_ids"])
-                count += len(batch["user_ids"])
-            history.append(total / max(count, 1))
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-        return history
-
-    def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
-        return self.forward(user_idx).scores
-
-    def score_pairs_idx(self, user_idx: torch.LongTensor, item_idx: torch.LongTensor) -> torch.Tensor:
-        return self.forward(user_idx, item_idx).scores
-
-    def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
-        emb = F.normalize(self.item_embeddings.weight, dim=-1)
-        return emb[item_idx] @ emb.T
 
     @torch.enable_grad()
     def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
