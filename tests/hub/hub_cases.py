@@ -20,6 +20,17 @@ HUB_CASES: list[dict] = [
         "config_kwargs": {"max_sequence_length": 8, "hidden_size": 16, "num_heads": 2, "num_layers": 1},
         "fit_kwargs": {"epochs": 2},
     },
+    # the fusion plugin (plugins/hf-recsys-fusion): members are pushed as sub-folders of the same repo
+    {
+        "name": "weighted-fusion",
+        "model_type": "weighted_fusion",
+        "config_kwargs": {
+            "members": [
+                {"name": "ease", "model_type": "ease", "l2": 10.0},
+                {"name": "pop", "model_type": "most_popular"},
+            ]
+        },
+    },
     # a backbone family with a LoRA adapter: the repo holds adapter + heads, loading rebuilds the backbone from
     # base_model (here the offline all-MiniLM-L6-v2 folder; the card names its Hub id)
     {
