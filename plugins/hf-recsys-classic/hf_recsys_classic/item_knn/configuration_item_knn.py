@@ -1,4 +1,4 @@
-"""Configuration of item-based collaborative filtering (ItemKNN)."""
+"""Configuration of item-based collaborative filtering (ItemKNN), and the options it shares with UserKNN."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ from hf_recsys.configuration_utils import RecConfig, check_choice, check_positiv
 from .._utils import WEIGHTINGS
 
 
-class ItemKNNConfig(RecConfig):
-    """Configuration of :class:`ItemKNNModel`.
+class NeighbourhoodConfig(RecConfig):
+    """Options shared by the neighbourhood models (:class:`ItemKNNConfig`, ``UserKNNConfig``).
 
     Args:
-        k: neighbours kept per item (top-``k`` pruning of the item-item similarity; the item itself excluded).
-        shrink: shrinkage term in ``sim(i, j) = <x_i, x_j> / (|x_i| |x_j| + shrink)``; 0 gives plain cosine.
-        weighting: ``"none"``, ``"tfidf"`` or ``"bm25"``: weighting of the item-user matrix before the cosine, as in
-            implicit's ``tfidf_weight`` / ``bm25_weight`` (users play the role of terms).
+        k: neighbours kept per item (ItemKNN) or user (UserKNN), the item or user itself excluded.
+        shrink: shrinkage term in ``sim(a, b) = <x_a, x_b> / (|x_a| |x_b| + shrink)``; 0 gives plain cosine.
+        weighting: ``"none"``, ``"tfidf"`` or ``"bm25"``: weighting of the interaction matrix before the cosine, as in
+            implicit's ``tfidf_weight`` / ``bm25_weight`` (for ItemKNN users act as terms, for UserKNN items).
         bm25_k1, bm25_b: BM25 parameters.
         **kwargs: passed to :class:`RecConfig`.
     """
-
-    model_type = "item_knn"
 
     def __init__(
         self,
@@ -43,4 +41,14 @@ class ItemKNNConfig(RecConfig):
         super().__init__(**kwargs)
 
 
-__all__ = ["ItemKNNConfig"]
+class ItemKNNConfig(NeighbourhoodConfig):
+    """Configuration of :class:`ItemKNNModel`: top-``k`` pruned item-item cosine (see :class:`NeighbourhoodConfig`
+    for every option). ``k`` defaults to 100."""
+
+    model_type = "item_knn"
+
+    def __init__(self, k: int = 100, **kwargs):  # an own __init__: transformers 5 makes config subclasses dataclasses
+        super().__init__(k=k, **kwargs)
+
+
+__all__ = ["ItemKNNConfig", "NeighbourhoodConfig"]

@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-from hf_recsys.configuration_utils import RecConfig, check_choice, check_positive
-
-from .._utils import WEIGHTINGS
+from ..item_knn.configuration_item_knn import NeighbourhoodConfig
 
 
-class UserKNNConfig(RecConfig):
-    """Configuration of :class:`UserKNNModel`.
-
-    Args:
-        k: neighbours kept per user (the user itself excluded).
-        shrink: shrinkage in ``sim(u, v) = <x_u, x_v> / (|x_u| |x_v| + shrink)``.
-        weighting: ``"none"``, ``"tfidf"`` or ``"bm25"`` weighting of the user-item matrix (items act as terms).
-        bm25_k1, bm25_b: BM25 parameters.
-        **kwargs: passed to :class:`RecConfig`.
-    """
+class UserKNNConfig(NeighbourhoodConfig):
+    """Configuration of :class:`UserKNNModel`: top-``k`` pruned user-user cosine (see
+    :class:`~hf_recsys_classic.item_knn.configuration_item_knn.NeighbourhoodConfig` for every option). ``k``
+    defaults to 50."""
 
     model_type = "user_knn"
 
-    def __init__(
-        self,
-        k: int = 50,
-        shrink: float = 0.0,
-        weighting: str = "none",
-        bm25_k1: float = 1.2,
-        bm25_b: float = 0.75,
-        **kwargs,
-    ):
-        check_positive(self, "k", k)
-        check_positive(self, "shrink", shrink, allow_zero=True)
-        check_choice(self, "weighting", weighting, WEIGHTINGS)
-        check_positive(self, "bm25_k1", bm25_k1)
-        check_positive(self, "bm25_b", bm25_b, allow_zero=True)
-        self.k = int(k)
-        self.shrink = float(shrink)
-        self.weighting = weighting
-        self.bm25_k1 = float(bm25_k1)
-        self.bm25_b = float(bm25_b)
-        super().__init__(**kwargs)
+    def __init__(self, k: int = 50, **kwargs):  # an own __init__: transformers 5 makes config subclasses dataclasses
+        super().__init__(k=k, **kwargs)
 
 
 __all__ = ["UserKNNConfig"]
