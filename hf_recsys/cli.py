@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_data_split)
 
+    p = sub.add_parser("train", help="train a model under Accelerate (see `hf-recsys train --help`)", add_help=False)
+    p.set_defaults(func=lambda args: cmd_train([]))
+
     p = sub.add_parser("fit", help="fit a model that needs no gradient training (MostPopular, EASE, ItemKNN, ALS...)")
     p.add_argument("--model-type", required=True, help="registry key, see `hf-recsys plugins`")
     p.add_argument("--train", required=True, help="training log (CSV/TSV/Parquet/JSONL/datasets folder)")
@@ -326,9 +329,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_USAGE = """usage: hf-recsys train [CONFIG.yaml|CONFIG.json] [--option value ...]
+
+Train a gradient-trained model under Accelerate (also as `accelerate launch -m hf_recsys.cli train ...` or
+`torchrun --nproc_per_node N -m hf_recsys.cli train ...`). Options come from the config file (flat mapping of
+option: value) and are overridden by the command line. The options:
+"""
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    """``hf-recsys train [config] [--option value ...]``."""
+    from .training.arguments import ARGUMENT_CLASSES, parse_train_args
+
+    argv = list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        from transformers import HfArgumentParser
+
+        print(TRAIN_USAGE)
+        HfArgumentParser(ARGUMENT_CLASSES).print_help()
+        return 0
+    config = argv.pop(0) if argv and not argv[0].startswith("-") else None
+    from .training.run import run_train
+
+    run_train(*parse_train_args(argv, config_file=config))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = False
+    while argv and argv[0] in ("-v", "--verbose"):
+        verbose, argv = True, argv[1:]
+    if argv and argv[0] == "train":
+        logging.basicConfig(
+            level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("hf_recsys.training").setLevel(logging.INFO)
+        try:
+            return cmd_train(argv[1:])
+        except (ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
+            if verbose:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv if not verbose else ["-v", *argv])
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +30,9 @@ from transformers.utils import ModelOutput
 from .configuration_utils import RecConfig
 from .data.views import Interactions, build_vocabs, encode_interactions
 from .data.vocab import VOCAB_FILE, IdVocab, UnknownIdError, load_vocabs, save_vocabs
+
+if TYPE_CHECKING:
+    from .training.examples import TrainingExamples
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ class RecPreTrainedModel(PreTrainedModel):
     main_input_name = "user_ids"
     supports_history: ClassVar[bool] = False
     trainable: ClassVar[bool] = True
+    # losses are means computed by the model itself: transformers.Trainer must not pass num_items_in_batch and skip
+    # its division by the gradient-accumulation steps (it would when forward takes **kwargs)
+    accepts_loss_kwargs: ClassVar[bool] = False
 
     def __init__(self, config: RecConfig, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
@@ -119,6 +125,23 @@ class RecPreTrainedModel(PreTrainedModel):
     def _fit(self, interactions: Interactions, **kwargs) -> None:
         raise NotImplementedError(
             f"{type(self).__name__} is trained by gradient descent: use hf_recsys.training, not fit()."
+        )
+
+    def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
+        """Prepare the model for gradient training on ``interactions`` and return its examples.
+
+        Gradient-trained families override this: they size their tables for the log, store what they read at
+        inference (histories, popularity) and return a :class:`~hf_recsys.training.TrainingExamples` whose
+        ``collate(indices, generator)`` builds ``forward`` keyword arguments with a ``loss``. The Accelerate
+        trainer (:class:`~hf_recsys.training.RecTrainer`, ``hf-recsys train``) shards these examples over processes.
+
+        Raises:
+            NotImplementedError: for models fitted by a solver or by counting (EASE, ItemKNN, ALS, MostPopular):
+                use :meth:`fit`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} ({self.config.model_type}) is not trained by gradient descent: fit it with "
+            "model.fit(data) or `hf-recsys fit`, not the Accelerate trainer."
         )
 
     def forward(self, user_ids: torch.LongTensor, **kwargs) -> RecommenderOutput:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .examples import TrainingExamples
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,7 +83,7 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 def train_loop(
     model: nn.Module,
-    batches: BatchFn,
+    batches: BatchFn | TrainingExamples,
     args: LoopArguments | None = None,
     num_batches: Callable[[], int] | None = None,
     on_epoch_end: EpochCallback | None = None,
@@ -91,7 +93,8 @@ def train_loop(
     Args:
         model: a module whose ``forward(**batch)`` returns an output with a scalar ``loss``.
         batches: called once per epoch with the epoch number and a seeded ``torch.Generator``; yields dicts of
-            keyword arguments for ``model``.
+            keyword arguments for ``model``. Or the model's :class:`TrainingExamples`: shuffled minibatches of
+            ``args.batch_size`` examples, collated with the same generator.
         args: loop options (:class:`LoopArguments`).
         num_batches: optional, the number of batches per epoch (for the progress bar).
         on_epoch_end: optional ``f(epoch, mean_loss)``; returning ``True`` stops training (early stopping).
@@ -111,6 +114,14 @@ def train_loop(
     from tqdm.auto import tqdm
 
     args = args or LoopArguments()
+    if isinstance(batches, TrainingExamples):
+        examples = batches
+
+        def batches(epoch: int, gen: torch.Generator):
+            for idx in minibatches(len(examples), args.batch_size, gen):
+                yield examples.collate(idx, gen)
+
+        num_batches = num_batches or (lambda: -(-len(examples) // args.batch_size))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     opt = torch.optim.AdamW(trainable_parameters(model), lr=args.learning_rate, weight_decay=args.weight_decay)

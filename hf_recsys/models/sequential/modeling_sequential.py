@@ -23,7 +23,8 @@ from torch import nn
 from ...data.views import Interactions
 from ...heads import RetrievalHead
 from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
-from ...training import LoopArguments, minibatches, train_loop
+from ...training import LoopArguments, train_loop
+from ...training.examples import TrainingExamples
 from ..backbone_utils import BackboneModelMixin, build_backbone, eval_mode, prepare_backbone
 from .configuration_sequential import CausalSequentialConfig, MaskedSequentialConfig, SequentialConfig
 
@@ -71,6 +72,17 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
             "user_history", torch.zeros(config.num_users, config.max_sequence_length, dtype=torch.long)
         )
         self.post_init()
+        self._freeze_unused_backbone_parts()
+
+    def _freeze_unused_backbone_parts(self) -> None:
+        """The backbone's word embeddings (items enter as ``inputs_embeds``) and BERT's pooler never reach the loss:
+        frozen, so that the optimiser skips them and DDP does not wait for their gradients."""
+        unused = [self.backbone.get_input_embeddings()]
+        bb = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+        unused.append(getattr(bb, "pooler", None))
+        for module in unused:
+            if module is not None:
+                module.requires_grad_(False)
 
     def _backbone_config(self):
         bb = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
@@ -90,6 +102,7 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
     def after_load(self) -> None:
         if self.config.item_text_dim:
             self.item_text_features.requires_grad_(False)
+        self._freeze_unused_backbone_parts()
 
     def set_item_text_embeddings(self, item_ids, embeddings) -> None:
         """Attach text embeddings ``(len(item_ids), item_text_dim)`` of items, aligned by the item vocabulary
@@ -207,6 +220,30 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
             num_users, self.config.max_sequence_length, dtype=torch.long, device=self.device
         )
 
+    def training_examples(self, interactions: Interactions, item_text_embeddings: tuple | None = None):
+        """Size the item tables for the log, store each user's recent items (read when scoring known users) and
+        return one example per user with at least ``min_sequence_length`` items; a batch is the users' training
+        windows (see ``train_windows``).
+
+        Args:
+            item_text_embeddings: ``(item_ids, matrix)`` text embeddings of items, for ``item_text_dim`` models.
+        """
+        self._resize(interactions.num_users, interactions.num_items)
+        if item_text_embeddings is not None:
+            self.set_item_text_embeddings(*item_text_embeddings)
+        indptr, items = sequences_from_interactions(interactions)
+        starts, ends = indptr[:-1], indptr[1:]
+        self.user_history = torch.as_tensor(
+            gather_windows(items, starts, ends, self.config.max_sequence_length), device=self.device
+        )
+        users = np.flatnonzero(ends - starts >= self.min_sequence_length)
+
+        def collate(idx: torch.LongTensor, gen: torch.Generator) -> dict:
+            u = users[idx.cpu().numpy()]
+            return self._training_batch(items, starts[u], ends[u], gen)
+
+        return TrainingExamples(len(users), collate, unit="user")
+
     def _fit(
         self,
         interactions: Interactions,
@@ -227,16 +264,7 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
             on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
             Others: see :class:`~hf_recsys.training.LoopArguments`.
         """
-        self._resize(interactions.num_users, interactions.num_items)
-        if item_text_embeddings is not None:
-            self.set_item_text_embeddings(*item_text_embeddings)
-        indptr, items = sequences_from_interactions(interactions)
-        starts, ends = indptr[:-1], indptr[1:]
-        # the most recent items of each user, read when scoring known users
-        self.user_history = torch.as_tensor(
-            gather_windows(items, starts, ends, self.config.max_sequence_length), device=self.device
-        )
-        users = np.flatnonzero(ends - starts >= self.min_sequence_length)
+        examples = self.training_examples(interactions, item_text_embeddings)
         args = LoopArguments(
             epochs=epochs,
             batch_size=batch_size,
@@ -246,15 +274,7 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
             max_steps=max_steps,
             show_progress=show_progress,
         )
-
-        def batches(epoch: int, gen: torch.Generator):
-            for idx in minibatches(len(users), batch_size, gen):
-                u = users[idx.numpy()]
-                yield self._training_batch(items, starts[u], ends[u], gen)
-
-        self.last_training_history = train_loop(
-            self, batches, args, lambda: -(-len(users) // batch_size), on_epoch_end
-        )
+        self.last_training_history = train_loop(self, examples, args, on_epoch_end=on_epoch_end)
 
     def update_histories(self, data) -> None:
         """Replace the stored histories (the sequences the model reads for known users, and the seen items) with

@@ -20,7 +20,8 @@ from torch import nn
 from ...data.views import Interactions
 from ...heads import RetrievalHead
 from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
-from ...training import LoopArguments, minibatches, train_loop
+from ...training import LoopArguments, train_loop
+from ...training.examples import TrainingExamples
 from ..backbone_utils import BackboneModelMixin, build_backbone, eval_mode, prepare_backbone
 from .configuration_two_tower import TwoTowerConfig
 
@@ -278,31 +279,23 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
         seen_cand = torch.as_tensor(seen[:, cand.cpu().numpy()].toarray() > 0, device=user_ids.device)
         return self.head(users, items, labels=target, log_q=log_q, mask=seen_cand)
 
-    def _fit(
+    def training_examples(
         self,
         interactions: Interactions,
-        epochs: int = 5,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        seed: int = 0,
-        max_steps: int | None = None,
-        show_progress: bool = True,
         item_texts: tuple | None = None,
         item_images: tuple | None = None,
         tokenizer=None,
         backbone_features=None,
-        on_epoch_end=None,
-    ) -> None:
-        """Train with in-batch negatives (``fit(data, item_texts=(ids, texts), epochs=..., ...)``).
+        show_progress: bool = False,
+    ):
+        """Size the tables, attach item content and the popularity used by the log-q correction, and return one
+        example per known (user, item) interaction (in-batch negatives: the other items of the batch).
 
         Args:
             item_texts: ``(item_ids, texts)`` for a text model; item_images: ``(item_ids, pixel_values)``. The
-                item vocabulary (``fit(..., item_vocab=...)``) may hold items with no interactions: they are
-                ranked from their content (cold start).
+                item vocabulary may hold items with no interactions: they are ranked from their content (cold start).
             backbone_features: precomputed pooled backbone outputs of every item (see
                 :meth:`set_backbone_features`), to skip encoding the catalogue with a frozen backbone.
-            Others: see :class:`~hf_recsys.training.LoopArguments`.
         """
         cfg = self.config
         if (
@@ -331,6 +324,39 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
         if self._uses_feature_cache():
             self._all_features(show_progress=show_progress)
         users, items = torch.as_tensor(inter.user_idx), torch.as_tensor(inter.item_idx)
+
+        def collate(idx: torch.LongTensor, gen: torch.Generator) -> dict:
+            idx = idx.cpu()
+            return {"user_ids": users[idx], "item_ids": items[idx], "labels": items[idx]}
+
+        return TrainingExamples(len(users), collate, unit="interaction")
+
+    def _fit(
+        self,
+        interactions: Interactions,
+        epochs: int = 5,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        max_steps: int | None = None,
+        show_progress: bool = True,
+        item_texts: tuple | None = None,
+        item_images: tuple | None = None,
+        tokenizer=None,
+        backbone_features=None,
+        on_epoch_end=None,
+    ) -> None:
+        """Train with in-batch negatives (``fit(data, item_texts=(ids, texts), epochs=..., ...)``).
+
+        Args:
+            item_texts, item_images, tokenizer, backbone_features: see :meth:`training_examples`.
+            on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
+            Others: see :class:`~hf_recsys.training.LoopArguments`.
+        """
+        examples = self.training_examples(
+            interactions, item_texts, item_images, tokenizer, backbone_features, show_progress
+        )
         args = LoopArguments(
             epochs=epochs,
             batch_size=batch_size,
@@ -340,14 +366,7 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
             max_steps=max_steps,
             show_progress=show_progress,
         )
-
-        def batches(epoch: int, gen: torch.Generator):
-            for idx in minibatches(len(users), batch_size, gen):
-                yield {"user_ids": users[idx], "item_ids": items[idx], "labels": items[idx]}
-
-        self.last_training_history = train_loop(
-            self, batches, args, lambda: -(-len(users) // batch_size), on_epoch_end
-        )
+        self.last_training_history = train_loop(self, examples, args, on_epoch_end=on_epoch_end)
 
     def _has_content(self) -> bool:
         """Content of the current items is stored (tokenized texts always hold a non-zero token)."""

@@ -234,6 +234,33 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Ite
     yield from perm.split(batch_size)
 
 
+def example_batches(examples, batch_size: int) -> Callable[[torch.Generator], Iterator[dict]]:
+    """``batches(gen)``: shuffled minibatches of a model's ``TrainingExamples``, collated with the same generator."""
+
+    def batches(gen: torch.Generator) -> Iterator[dict]:
+        for sel in shuffled_batches(len(examples), batch_size, gen):
+            yield examples.collate(sel, gen)
+
+    return batches
+
+
+def resize_tables(model, interactions, sizes: tuple[int, int], reset: Callable[[], None]) -> None:
+    """Rebuild ``model``'s user/item tables (``model._build``) and ``reset()`` them when ``sizes`` (the current
+    ``(num_users, num_items)`` of its tables) differ from the log's."""
+    wanted = (interactions.num_users, interactions.num_items)
+    if tuple(sizes) != wanted:
+        model.config.num_users, model.config.num_items = wanted
+        model._build(*wanted)
+        reset()
+
+
+def positive_pairs(interactions) -> tuple[torch.LongTensor, torch.LongTensor, sp.csr_matrix]:
+    """Every distinct (user, item) pair of the log as index tensors, and the binary user x item matrix."""
+    csr = interactions.to_csr("binary")
+    coo = csr.tocoo()
+    return torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64)), csr
+
+
 def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """``adam``, ``adamw``, ``adagrad`` or ``sgd`` over ``params``."""
     params = [p for p in params if p.requires_grad]
@@ -265,7 +292,8 @@ def padded_rows(m: sp.csr_matrix) -> tuple[torch.LongTensor, torch.Tensor, torch
 
 
 class SGDFactorMixin:
-    """What BPRMF and BiasedMF share: the epoch loop over per-sample SGD steps and scoring through ``forward``.
+    """What BPRMF and BiasedMF share: their training (per-sample SGD steps or a torch optimizer) and scoring through
+    ``forward``.
 
     The model defines ``sgd_step(**batch) -> float`` (mean loss of the batch), ``_sgd_name`` (progress-bar label)
     and ``_sgd_metric`` (the loss's name on the bar).
@@ -273,6 +301,21 @@ class SGDFactorMixin:
 
     _sgd_name = "SGD"
     _sgd_metric = "loss"
+
+    def _train(self, interactions, show_progress: bool) -> None:
+        """Fresh tables from ``config.seed``, then ``epochs`` over the model's training examples: per-sample SGD
+        (``optimizer="sgd"``) or a torch optimizer on ``forward``'s loss."""
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self._build(cfg.num_users, cfg.num_items)
+        self.reset_parameters(gen)
+        batches = example_batches(self.training_examples(interactions), cfg.batch_size)
+        if cfg.optimizer == "sgd":  # the lean path: closed-form gradients, in-place sparse row updates
+            self.training_loss = self._fit_sgd(batches, gen, show_progress)
+            return
+        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate)
+        name = self._sgd_name
+        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, name)
 
     def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
         from tqdm.auto import tqdm
@@ -301,6 +344,9 @@ class SGDFactorMixin:
 
 __all__ = [
     "WEIGHTINGS",
+    "example_batches",
+    "positive_pairs",
+    "resize_tables",
     "csr_rows_dense",
     "fitted_matrix",
     "knn_prune",

@@ -236,3 +236,13 @@ def test_knn_sparse_fallback_matches_dense(monkeypatch):
     sparse = _fit(ItemKNNModel(ItemKNNConfig(k=5, shrink=1.0)), inter).similarity_matrix().toarray()
     np.testing.assert_allclose(sparse, dense, rtol=1e-6)
     assert sp.issparse(inter.to_csr())
+
+
+@pytest.mark.parametrize("name", ["bprmf", "biased_mf"])
+def test_a_new_factor_model_starts_from_its_init_std(name):
+    """Built directly (as a trainer does), not only through fit(): the tables follow init_std, not N(0, 1)."""
+    from hf_recsys import AutoModelForRecommendation
+
+    model = AutoModelForRecommendation.for_model(name, num_users=300, num_items=200, init_std=0.01)
+    for table in (model.user_embeddings.weight, model.item_embeddings.weight):
+        assert 0.005 < float(table.std()) < 0.02

@@ -6,10 +6,16 @@ import scipy.sparse as sp
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.examples import TrainingExamples
 from torch import nn
 from torch.nn import functional as F
 
-from .._utils import SGDFactorMixin, make_optimizer, padded_rows, shuffled_batches, torch_threads, train_minibatches
+from .._utils import (
+    SGDFactorMixin,
+    padded_rows,
+    resize_tables,
+    torch_threads,
+)
 from .configuration_biased_mf import BiasedMFConfig
 
 
@@ -50,6 +56,7 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
         self.register_buffer("global_mean", torch.zeros(()), persistent=True)
         self.register_buffer("rating_range", torch.tensor([1.0, 5.0]), persistent=True)
         self.post_init()
+        self.reset_parameters()  # post_init does not reach the root module's own tables in transformers 5
 
     def _build(self, num_users: int, num_items: int) -> None:
         f = self.config.factors
@@ -101,28 +108,24 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
         with torch_threads(num_threads):
             self._train(interactions, show_progress)
 
-    def _train(self, interactions: Interactions, show_progress: bool) -> None:
-        cfg = self.config
+    def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
+        """One example per rating (``labels`` are the ratings); sets the global mean and rating range the
+        predictions use, and rebuilds the tables when the log's sizes differ from the model's."""
         inter = interactions.known()
         if inter.rating is None:
             raise ValueError("BiasedMFModel predicts ratings: the training log needs a 'rating' column.")
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self._build(cfg.num_users, cfg.num_items)
-        self.reset_parameters(gen)
+        sizes = (self.user_embeddings.num_embeddings, self.item_embeddings.num_embeddings)
+        resize_tables(self, interactions, sizes, self.reset_parameters)
         users, items = torch.tensor(inter.user_idx, dtype=torch.long), torch.tensor(inter.item_idx, dtype=torch.long)
         ratings = torch.tensor(inter.rating, dtype=torch.float32)
         self.global_mean = ratings.mean()
         self.rating_range = torch.stack([ratings.min(), ratings.max()])
 
-        def batches(g: torch.Generator):
-            for sel in shuffled_batches(len(users), cfg.batch_size, g):
-                yield {"user_ids": users[sel], "item_ids": items[sel], "labels": ratings[sel]}
+        def collate(sel: torch.LongTensor, gen: torch.Generator) -> dict:
+            sel = sel.cpu()
+            return {"user_ids": users[sel], "item_ids": items[sel], "labels": ratings[sel]}
 
-        if cfg.optimizer == "sgd":  # the lean path: closed-form gradients, in-place sparse row updates
-            self.training_loss = self._fit_sgd(batches, gen, show_progress)
-            return
-        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate)
-        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, "BiasedMF")
+        return TrainingExamples(len(users), collate, unit="rating")
 
     @torch.no_grad()
     def sgd_step(self, user_ids: torch.Tensor, item_ids: torch.Tensor, labels: torch.Tensor) -> float:

@@ -7,16 +7,16 @@ import scipy.sparse as sp
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.examples import TrainingExamples
 from torch import nn
 from torch.nn import functional as F
 
 from .._utils import (
     SGDFactorMixin,
-    make_optimizer,
     padded_rows,
-    shuffled_batches,
+    positive_pairs,
+    resize_tables,
     torch_threads,
-    train_minibatches,
     uniform_negatives,
 )
 from .configuration_bprmf import BPRMFConfig
@@ -82,6 +82,7 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         super().__init__(config)
         self._build(config.num_users, config.num_items)
         self.post_init()
+        self.reset_parameters()  # post_init does not reach the root module's own tables in transformers 5
 
     def _build(self, num_users: int, num_items: int) -> None:
         self.user_embeddings = nn.Embedding(num_users, self.config.factors)
@@ -144,26 +145,22 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         with torch_threads(num_threads):
             self._train(interactions, show_progress)
 
-    def _train(self, interactions: Interactions, show_progress: bool) -> None:
+    def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
+        """One example per positive (user, item) pair; each batch draws a fresh negative item per pair from the
+        generator (uniform or by popularity, redrawn when it is one of the user's positives). Rebuilds the tables
+        when the log's sizes differ from the model's."""
         cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self._build(cfg.num_users, cfg.num_items)
-        self.reset_parameters(gen)
-        positives = interactions.to_csr("binary").tocoo()
-        users = torch.from_numpy(positives.row.astype(np.int64))
-        items = torch.from_numpy(positives.col.astype(np.int64))
-        sampler = NegativeSampler(positives.tocsr(), popularity=cfg.negative_sampling == "popularity")
+        sizes = (self.user_embeddings.num_embeddings, self.item_embeddings.num_embeddings)
+        resize_tables(self, interactions, sizes, self.reset_parameters)
+        users, items, positives = positive_pairs(interactions)
+        sampler = NegativeSampler(positives, popularity=cfg.negative_sampling == "popularity")
 
-        def batches(gen: torch.Generator):
-            for sel in shuffled_batches(len(users), cfg.batch_size, gen):
-                u = users[sel]
-                yield {"user_ids": u, "item_ids": items[sel], "neg_item_ids": sampler.sample(u, gen)}
+        def collate(sel: torch.LongTensor, gen: torch.Generator) -> dict:
+            sel = sel.cpu()
+            u = users[sel]
+            return {"user_ids": u, "item_ids": items[sel], "neg_item_ids": sampler.sample(u, gen)}
 
-        if cfg.optimizer == "sgd":  # the lean path: closed-form gradients, in-place sparse row updates
-            self.training_loss = self._fit_sgd(batches, gen, show_progress)
-            return
-        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate)
-        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, "BPRMF")
+        return TrainingExamples(len(users), collate, unit="pair")
 
     @torch.no_grad()
     def sgd_step(self, user_ids: torch.Tensor, item_ids: torch.Tensor, neg_item_ids: torch.Tensor) -> float:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.examples import TrainingExamples
 from torch import nn
 from torch.nn import functional as F
 
-from .._utils import make_optimizer, shuffled_batches, torch_threads, train_minibatches
+from .._utils import example_batches, make_optimizer, positive_pairs, resize_tables, torch_threads, train_minibatches
 from ..bprmf.modeling_bprmf import NegativeSampler
 from .configuration_neumf import NeuMFConfig
 
@@ -117,26 +117,33 @@ class NeuMFModel(NeuMFPreTrainedModel):
         with torch_threads(num_threads):
             self._train(interactions, show_progress)
 
+    def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
+        """One example per positive (user, item) pair; a batch adds ``num_negatives`` sampled negatives per pair
+        (label 0) to the pairs (label 1). Rebuilds the layers when the log's sizes differ from the model's."""
+        cfg = self.config
+        sizes = (self.gmf_user.num_embeddings, self.gmf_item.num_embeddings)
+        resize_tables(self, interactions, sizes, lambda: self.apply(self._init_weights))
+        users, items, positives = positive_pairs(interactions)
+        sampler = NegativeSampler(positives)
+
+        def collate(sel: torch.LongTensor, g: torch.Generator) -> dict:
+            sel = sel.cpu()
+            u = users[sel].repeat(cfg.num_negatives)
+            negs = sampler.sample(u, g)
+            labels = torch.cat([torch.ones(len(sel)), torch.zeros(len(negs))])
+            batch_items = torch.cat([items[sel], negs])
+            return {"user_ids": torch.cat([users[sel], u]), "item_ids": batch_items, "labels": labels}
+
+        return TrainingExamples(len(users), collate, unit="pair")
+
     def _train(self, interactions: Interactions, show_progress: bool) -> None:
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)  # nn.init has no generator argument for xavier_uniform_
         self._build(cfg.num_users, cfg.num_items)
         self.apply(self._init_weights)
-        positives = interactions.to_csr("binary").tocoo()
-        users = torch.from_numpy(positives.row.astype(np.int64))
-        items = torch.from_numpy(positives.col.astype(np.int64))
-        sampler = NegativeSampler(positives.tocsr())
         per_batch = max(1, cfg.batch_size // (1 + cfg.num_negatives))
-
-        def batches(g: torch.Generator):
-            for sel in shuffled_batches(len(users), per_batch, g):
-                u = users[sel].repeat(cfg.num_negatives)
-                negs = sampler.sample(u, g)
-                labels = torch.cat([torch.ones(len(sel)), torch.zeros(len(negs))])
-                batch_items = torch.cat([items[sel], negs])
-                yield {"user_ids": torch.cat([users[sel], u]), "item_ids": batch_items, "labels": labels}
-
+        batches = example_batches(self.training_examples(interactions), per_batch)
         optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
         self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, "NeuMF")
 

@@ -1,0 +1,190 @@
+"""``hf-recsys train``: load and split the data, build the model, train it under Accelerate, test and save it.
+
+The same entry point runs as ``python -m hf_recsys.cli train``, ``accelerate launch -m hf_recsys.cli train`` and
+``torchrun --nproc_per_node N -m hf_recsys.cli train``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .arguments import DataArguments, ModelArguments, RecTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def load_training_data(data_args: DataArguments, seed: int = 0) -> tuple[dict[str, Any], str]:
+    """The ``train`` / ``validation`` / ``test`` logs the data arguments describe, and a name for the data."""
+    from .. import data as D
+
+    if data_args.split == "none":
+        parts = {"train": D.load_interactions(data_args.train_file, columns=data_args.columns or None)}
+        for name, path in (("validation", data_args.validation_file), ("test", data_args.test_file)):
+            if path:
+                parts[name] = D.load_interactions(path, columns=data_args.columns or None)
+        return _filter_rating(parts, data_args), os.path.basename(str(data_args.train_file))
+    source = data_args.dataset
+    if source == "synthetic":
+        log, _ = D.generate_interactions(
+            num_users=data_args.synthetic_users,
+            num_items=data_args.synthetic_items,
+            num_interactions=data_args.synthetic_interactions,
+            seed=seed,
+        )
+        name = "synthetic"
+    else:
+        if source == "ml-latest-small":
+            from ..testing_utils import ML_LATEST_SMALL_ENV, ml_latest_small_path
+
+            found = ml_latest_small_path()
+            if found is None:
+                raise FileNotFoundError(
+                    f"dataset: ml-latest-small was not found: set {ML_LATEST_SMALL_ENV} to its folder "
+                    "(or give the folder's path as dataset)."
+                )
+            source = str(found)
+        name = os.path.basename(os.path.normpath(source))
+        if os.path.isdir(source) and _is_movielens(source):
+            log, _ = D.load_movielens(source)
+        else:
+            log = D.load_interactions(source, columns=data_args.columns or None)
+    log = _filter_rating({"all": log}, data_args)["all"]
+    if data_args.split == "leave_last_out":
+        parts = D.leave_last_out(log, n_test=data_args.n_test, n_validation=data_args.n_validation)
+    elif data_args.split == "temporal_user":
+        parts = D.temporal_user_split(
+            log, test_ratio=data_args.test_ratio, validation_ratio=data_args.validation_ratio
+        )
+    elif data_args.split == "global_temporal":
+        parts = D.global_temporal_split(log, test_ratio=data_args.test_ratio)
+    else:
+        parts = D.random_split(
+            log, test_ratio=data_args.test_ratio, validation_ratio=data_args.validation_ratio, seed=seed
+        )
+    return dict(parts), name
+
+
+def _is_movielens(folder: str) -> bool:
+    from ..data import detect_movielens
+
+    try:
+        detect_movielens(folder)
+        return True
+    except (ValueError, FileNotFoundError):
+        return False
+
+
+def _filter_rating(parts: dict[str, Any], data_args: DataArguments) -> dict[str, Any]:
+    """Keep the interactions rated at least ``min_rating`` (implicit feedback from explicit ratings)."""
+    if data_args.min_rating is None:
+        return parts
+    out = {}
+    for name, log in parts.items():
+        if "rating" not in log.column_names:
+            raise ValueError(f"min_rating={data_args.min_rating} needs a 'rating' column in the {name} log.")
+        keep = np.asarray(log["rating"], dtype=np.float64) >= data_args.min_rating
+        out[name] = log.select(np.flatnonzero(keep))
+    return out
+
+
+def build_model(model_args: ModelArguments, train: Any, seed: int):
+    """A new model of ``model_type`` with vocabularies built from ``train``, or the saved model to continue."""
+    from accelerate.utils import set_seed
+
+    from ..auto import AutoModelForRecommendation
+    from ..data import build_vocabs
+
+    set_seed(seed)  # the same initial weights on every process
+    if model_args.model_name_or_path is not None:
+        model = AutoModelForRecommendation.from_pretrained(model_args.model_name_or_path)
+        for key, value in model_args.model_config.items():
+            setattr(model.config, key, value)
+        return model
+    model = AutoModelForRecommendation.for_model(model_args.model_type, **model_args.model_config)
+    model.set_vocabs(*build_vocabs(train))
+    return model
+
+
+def run_train(
+    model_args: ModelArguments, data_args: DataArguments, training_args: RecTrainingArguments
+) -> dict[str, Any]:
+    """Train, test and save as the arguments say; returns the summary also written to ``train_results.json``."""
+    import torch
+
+    from ..data import encode_interactions
+    from ..hub import record_dataset, record_evaluation
+    from .trainer import RecTrainer, make_accelerator
+
+    out = Path(training_args.output_dir)
+    if (
+        (out / "config.json").exists()
+        and not training_args.overwrite_output_dir
+        and not training_args.resume_from_checkpoint
+    ):
+        raise ValueError(
+            f"{out} already holds a trained model: set overwrite_output_dir, resume_from_checkpoint, or another "
+            "output_dir."
+        )
+    acc = make_accelerator(training_args)
+    parts, data_name = load_training_data(data_args, seed=training_args.seed)
+    train_log = parts["train"]
+    model = build_model(model_args, train_log, training_args.seed)
+    train = encode_interactions(train_log, model.user_vocab, model.item_vocab)
+    validation = parts.get("validation")
+    if validation is not None and len(validation) == 0:
+        validation = None
+    if validation is None and training_args.eval_strategy != "no":
+        logger.warning("No validation split: training without validation (eval_strategy is ignored).")
+    trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc)
+    state = trainer.train()
+    model = trainer.unwrapped
+    summary: dict[str, Any] = {
+        "model_type": model.config.model_type,
+        "num_processes": acc.num_processes,
+        "global_step": state.global_step,
+        "epochs_completed": state.epoch,
+        "best_step": state.best_step,
+        "best_metric": state.best_metric,
+        "metric_for_best_model": training_args.metric_for_best_model,
+        "stopped_early": state.should_stop,
+    }
+    # from here on, the validation interactions join the history: masked when ranking, read by sequential models
+    seen_log = _concat(train_log, validation)
+    if validation is not None:
+        seen = encode_interactions(seen_log, model.user_vocab, model.item_vocab, "drop", "drop")
+        model.seen_items = seen.to_csr("binary")
+        if hasattr(model, "update_histories"):
+            model.update_histories(seen_log)
+    test = parts.get("test")
+    if training_args.do_test and test is not None and len(test):
+        test_metrics = trainer.evaluate(test)
+        summary["test"] = {k.replace("eval/", ""): v for k, v in test_metrics.items()}
+        record_evaluation(model, {k: v for k, v in summary["test"].items() if "@" in k}, split="test")
+    if acc.is_main_process:
+        record_dataset(model, train_log, name=data_name, split=data_args.split)
+        model.save_pretrained(out)
+        (out / "train_results.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+        print(json.dumps(summary, default=str))
+    acc.wait_for_everyone()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def _concat(a: Any, b: Any) -> Any:
+    import pandas as pd
+
+    if b is None:
+        return a
+    frames = [x if isinstance(x, pd.DataFrame) else x.to_pandas() for x in (a, b)]
+    frames = [f[[c for c in frames[0].columns if c in f.columns]] for f in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["build_model", "load_training_data", "run_train"]
