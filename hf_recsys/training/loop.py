@@ -1,7 +1,9 @@
 """A lean, seeded training loop for the neural recommenders: minibatches, AdamW, gradient clipping, tqdm.
 
 It is deliberately small and generic: a model exposes ``forward(**batch) -> RecommenderOutput`` with a ``loss`` and
-a function yields the batches of an epoch. The full Accelerate/Trainer integration builds on the same contract.
+a function (or the model's ``TrainingExamples``) yields the batches of an epoch. ``fit()`` uses it; the Accelerate
+trainer (:class:`~hf_recsys.training.RecTrainer`, ``hf-recsys train``) builds on the same contract and adds several
+processes, validation, checkpoints and resume.
 """
 
 from __future__ import annotations

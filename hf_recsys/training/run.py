@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ def run_train(
     if validation is None and training_args.eval_strategy != "no":
         logger.warning("No validation split: training without validation (eval_strategy is ignored).")
     trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc)
+    started = time.perf_counter()
     state = trainer.train()
+    seconds = time.perf_counter() - started
     model = trainer.unwrapped
     summary: dict[str, Any] = {
         "model_type": model.config.model_type,
@@ -153,6 +156,7 @@ def run_train(
         "best_metric": state.best_metric,
         "metric_for_best_model": training_args.metric_for_best_model,
         "stopped_early": state.should_stop,
+        "train_seconds": round(seconds, 1),
     }
     # from here on, the validation interactions join the history: masked when ranking, read by sequential models
     seen_log = _concat(train_log, validation)
