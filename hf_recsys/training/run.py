@@ -116,7 +116,6 @@ def run_train(
     model_args: ModelArguments, data_args: DataArguments, training_args: RecTrainingArguments
 ) -> dict[str, Any]:
     """Train, test and save as the arguments say; returns the summary also written to ``train_results.json``."""
-    import torch
 
     from ..data import encode_interactions
     from ..hub import record_dataset, record_evaluation
@@ -175,9 +174,7 @@ def run_train(
         model.save_pretrained(out)
         (out / "train_results.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
         print(json.dumps(summary, default=str))
-    acc.wait_for_everyone()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    trainer.close()
     return summary
 
 

@@ -676,6 +676,27 @@ class RecTrainer:
 
         self._atomic_dir(self.output_dir / BEST_DIR, write)
 
+    def close(self) -> None:
+        """Leave the process group cleanly; call it at the end of a multi-process script (``hf-recsys train`` does).
+
+        With gloo, destroying the DDP wrapper joins the process group's worker threads while holding the GIL; a
+        worker still releasing the tensors of the last collective needs the GIL too, and the process hangs (seen
+        about once in 45 two-process launches here; a process that exits in that state aborts with "terminate
+        called without an active exception"). So: a last barrier, a pause with the GIL released so the workers finish,
+        then the wrapper and the process group are released, while the workers are idle.
+        """
+        import gc
+
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        self.accelerator.wait_for_everyone()
+        time.sleep(0.5)  # the GIL is released: gloo's workers free the last collective's tensors
+        self.model = self.unwrapped
+        self.optimizer = None
+        self.accelerator.free_memory()
+        gc.collect()
+        torch.distributed.destroy_process_group()
+
     def _load_best(self) -> None:
         from safetensors.torch import load_model
 

@@ -11,7 +11,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from hf_recsys import AutoModelForRecommendation
@@ -81,9 +80,7 @@ def main(out: Path, resume: str | None = None) -> None:
         "model_wrapped": type(trainer.model).__name__,
     }
     (out / f"report_{rank}.json").write_text(json.dumps(report))
-    acc.wait_for_everyone()
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    trainer.close()
 
 
 if __name__ == "__main__":
