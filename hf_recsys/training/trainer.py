@@ -28,10 +28,9 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,21 +41,24 @@ import torch
 
 from ..data.views import Interactions
 from .arguments import RecTrainingArguments
+from .checkpoints import (
+    BEST_DIR,
+    CHECKPOINT_PREFIX,
+    MODEL_STATE_FILE,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    STATE_FILE,
+    IncompleteTrainerCheckpointError,
+    checkpoint_step,
+    latest_checkpoint,
+    sha256_file,
+    verify_trainer_checkpoint,
+    write_atomically,
+)
 from .examples import TrainingExamples
 from .loop import trainable_parameters
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
-MODEL_STATE_FILE = "model.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
-SCHEDULER_FILE = "scheduler.pt"
-BEST_DIR = "best"
-
-
-class IncompleteTrainerCheckpointError(OSError):
-    """A training checkpoint is missing a file, or a file differs from what its ``trainer_state.json`` lists."""
 
 
 @dataclass
@@ -131,79 +133,6 @@ def shard_step(indices: torch.LongTensor, per_device: int, num_processes: int, p
         else:
             out.append((local, len(local) * num_processes / total))
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def checkpoint_step(path: str | os.PathLike) -> int | None:
-    m = re.fullmatch(CHECKPOINT_PREFIX + r"(\d+)", Path(path).name)
-    return int(m.group(1)) if m else None
-
-
-def verify_trainer_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``trainer_state.json`` of a checkpoint after checking every file it lists (size and sha256).
-
-    Raises:
-        IncompleteTrainerCheckpointError: the state file is missing or unreadable, or a listed file is missing or
-            changed.
-    """
-    path = Path(path)
-    state_path = path / STATE_FILE
-    try:
-        saved = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IncompleteTrainerCheckpointError(f"{path} is not a complete training checkpoint: {exc}") from None
-    bad = []
-    for name, meta in saved.get("files", {}).items():
-        f = path / name
-        if not f.is_file() or f.stat().st_size != meta["size"] or _sha256(f) != meta["sha256"]:
-            bad.append(name)
-    if bad:
-        raise IncompleteTrainerCheckpointError(
-            f"{path} is not a complete training checkpoint: missing or changed: {', '.join(bad)}."
-        )
-    return saved
-
-
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint in ``output_dir`` (incomplete or damaged ones are skipped with a warning)."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    found = sorted(
-        (checkpoint_step(p), p) for p in output_dir.iterdir() if p.is_dir() and checkpoint_step(p) is not None
-    )
-    for _, path in reversed(found):
-        try:
-            verify_trainer_checkpoint(path)
-            return path
-        except IncompleteTrainerCheckpointError as exc:
-            logger.warning("Skipping %s", exc)
-    return None
 
 
 def make_accelerator(args: RecTrainingArguments):
@@ -597,33 +526,6 @@ class RecTrainer:
                 state.should_stop = True
 
     # ------------------------------------------------------------------ checkpoints
-    def _atomic_dir(
-        self, final: Path, write: Callable[[Path], None], per_process: Callable[[Path], None] | None = None
-    ):
-        """Write a folder under a hidden temporary name and rename it into place once complete and fsynced."""
-        acc = self.accelerator
-        tmp = final.parent / f".tmp-{final.name}"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        if per_process is not None:
-            per_process(tmp)
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            write(tmp)
-            for f in tmp.iterdir():
-                _fsync_file(f)
-            _fsync_dir(tmp)
-            old = final.parent / f".old-{final.name}"
-            if final.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(final, old)
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
-            shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
-
     def save_checkpoint(self) -> Path:
         """Write ``output_dir/checkpoint-<step>`` atomically and drop checkpoints beyond ``save_total_limit``."""
         from safetensors.torch import save_file, save_model
@@ -642,11 +544,11 @@ class RecTrainer:
             save_model(self.unwrapped, str(tmp / MODEL_STATE_FILE))
             torch.save(self.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
             torch.save(self.scheduler.state_dict(), tmp / SCHEDULER_FILE)
-            files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
+            files = {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
             payload = {**asdict(state), "files": files, "args": self._args_json()}
             (tmp / STATE_FILE).write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
 
-        self._atomic_dir(final, write, rng)
+        write_atomically(self.accelerator, final, write, rng)
         if acc.is_main_process:
             self._rotate_checkpoints()
         self._call("on_save", final)
@@ -674,7 +576,7 @@ class RecTrainer:
             meta["value"] = self.state.best_metric
             (tmp / "best.json").write_text(json.dumps(meta), encoding="utf-8")
 
-        self._atomic_dir(self.output_dir / BEST_DIR, write)
+        write_atomically(self.accelerator, self.output_dir / BEST_DIR, write)
 
     def close(self) -> None:
         """Leave the process group cleanly; call it at the end of a multi-process script (``hf-recsys train`` does).
