@@ -365,8 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("hf_recsys.training").setLevel(logging.INFO)
+        from .training.trainer import TrainingInterrupted
+
         try:
             return cmd_train(argv[1:])
+        except TrainingInterrupted as exc:
+            print(f"interrupted: {exc}", file=sys.stderr)
+            return 143  # 128 + SIGTERM, as a process killed by the signal would report
         except (ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
             if verbose:
                 raise

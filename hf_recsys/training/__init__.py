@@ -16,6 +16,7 @@ _LAZY = {
     "RecTrainer": "trainer",
     "TrainerCallback": "trainer",
     "TrainerState": "trainer",
+    "TrainingInterrupted": "trainer",
     "latest_checkpoint": "trainer",
     "run_train": "run",
 }

@@ -119,7 +119,7 @@ def run_train(
 
     from ..data import encode_interactions
     from ..hub import record_dataset, record_evaluation
-    from .trainer import RecTrainer, make_accelerator
+    from .trainer import RecTrainer, TrainingInterrupted, make_accelerator
 
     out = Path(training_args.output_dir)
     if (
@@ -143,7 +143,11 @@ def run_train(
         logger.warning("No validation split: training without validation (eval_strategy is ignored).")
     trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc)
     started = time.perf_counter()
-    state = trainer.train()
+    try:
+        state = trainer.train()
+    except TrainingInterrupted:
+        trainer.close()
+        raise
     seconds = time.perf_counter() - started
     model = trainer.unwrapped
     summary: dict[str, Any] = {

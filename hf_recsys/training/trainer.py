@@ -16,7 +16,8 @@ lean loop and not a ``transformers.Trainer`` subclass is measured in ``benchmark
   exactly once. Early stopping and best-model selection use ``metric_for_best_model``.
 - **Checkpoints** (model + optimizer + scheduler + per-process RNG + data position + early-stopping state) are
   written to a hidden temporary folder, fsynced and renamed: a checkpoint folder that exists is complete, and its
-  ``trainer_state.json`` lists every file with its sha256. ``resume_from_checkpoint`` continues exactly.
+  ``trainer_state.json`` lists every file with its sha256. ``resume_from_checkpoint`` continues exactly. On SIGTERM
+  (a preempted job) the trainer checkpoints after the current step and raises :class:`TrainingInterrupted`.
 - **Logging**: a progress bar on the main process, the loss every ``logging_steps`` to the console and to the
   Accelerate trackers in ``report_to`` (TensorBoard, ...).
 """
@@ -82,6 +83,19 @@ class TrainerState:
     def from_dict(cls, d: dict[str, Any]) -> TrainerState:
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGTERM (e.g. a preempted job); ``checkpoint`` is where it was saved (``None`` with
+    ``save_strategy="no"``). Resume with ``resume_from_checkpoint="latest"``."""
+
+    def __init__(self, step: int, checkpoint: Path | None):
+        where = f"saved to {checkpoint}" if checkpoint else "not saved (save_strategy is 'no')"
+        super().__init__(
+            f"Training stopped by SIGTERM after step {step}; the checkpoint was {where}. Resume with "
+            "--resume_from_checkpoint latest."
+        )
+        self.step, self.checkpoint = step, checkpoint
 
 
 class TrainerCallback:
@@ -335,6 +349,8 @@ class RecTrainer:
         self.model.train()
         running = torch.zeros((), device=acc.device)
         running_steps, started = 0, time.perf_counter()
+        self._sigterm = False
+        previous_handler = self._catch_sigterm()
         try:
             while state.global_step < state.max_steps and not state.should_stop:
                 order = epoch_permutation(len(self.examples), args.seed, state.epoch)
@@ -373,14 +389,26 @@ class RecTrainer:
                         if self._should(args.eval_strategy, args.eval_steps, end_of_epoch) or finished:
                             self._validate()  # also after the last step, so the best model is chosen among all
                     last = finished or state.should_stop
-                    if self._should(args.save_strategy, args.save_steps, end_of_epoch) or (
+                    saved = self._should(args.save_strategy, args.save_steps, end_of_epoch) or (
                         last and args.save_strategy != "no"
-                    ):
+                    )
+                    if saved:
                         self.save_checkpoint()
+                    if not last and self._terminate_requested():
+                        checkpoint = None
+                        if args.save_strategy != "no":
+                            checkpoint = self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}"
+                            if not saved:
+                                self.save_checkpoint()
+                        raise TrainingInterrupted(state.global_step, checkpoint)
                     if last or end_of_epoch:
                         break
         finally:
             bar.close()
+            if previous_handler is not None:
+                import signal
+
+                signal.signal(signal.SIGTERM, previous_handler)
         if args.load_best_model_at_end and state.best_step is not None:
             self._load_best()
         self.model.eval()
@@ -388,6 +416,30 @@ class RecTrainer:
             acc.end_training()
         self._call("on_train_end")
         return state
+
+    def _catch_sigterm(self):
+        """From the main thread, turn SIGTERM into a request to checkpoint and stop after the current step."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            self._sigterm = True
+
+        return signal.signal(signal.SIGTERM, handler)
+
+    def _terminate_requested(self) -> bool:
+        """Whether any process got SIGTERM; with several processes they agree at logging steps, so that all of
+        them checkpoint and stop at the same step."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return self._sigterm
+        if self.state.global_step % self.args.logging_steps:
+            return False
+        flag = torch.tensor(float(self._sigterm), device=acc.device)
+        return bool(acc.reduce(flag, reduction="sum").item() > 0)
 
     def _optimizer_step(self, chunk: torch.LongTensor, epoch: int, step: int) -> torch.Tensor:
         """One optimiser step over this process's share of ``chunk``; returns the process's weighted loss."""
@@ -664,6 +716,7 @@ __all__ = [
     "RecTrainer",
     "TrainerCallback",
     "TrainerState",
+    "TrainingInterrupted",
     "epoch_permutation",
     "latest_checkpoint",
     "make_accelerator",

@@ -1,4 +1,5 @@
-"""Kill a training run with a real signal, resume it, and end exactly where an uninterrupted run ends."""
+"""Stop a training run with a real signal (SIGKILL, SIGTERM), resume it, and end exactly where an uninterrupted run
+ends."""
 
 from __future__ import annotations
 
@@ -65,36 +66,50 @@ def final_state(output_dir: Path) -> tuple[dict, dict]:
     return load_file(output_dir / "model.safetensors"), json.loads((output_dir / "train_results.json").read_text())
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the same configuration trained without interruption."""
+    tmp_path = tmp_path_factory.mktemp("full")
+    full_dir = tmp_path / "full"
     full = subprocess.run(
         train_cmd(write_config(tmp_path, full_dir)), capture_output=True, text=True, env=env(), timeout=600
     )
     assert full.returncode == 0, full.stderr[-4000:]
+    return full_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_stopped_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, sig):
+    full_dir, killed_dir = uninterrupted, tmp_path / "killed"
     total_steps = json.loads((full_dir / "train_results.json").read_text())["global_step"]
     assert total_steps >= 150
 
-    # the same run, killed (SIGKILL: no chance to clean up) once its second checkpoint exists
+    # the same run, stopped once its second checkpoint exists. SIGKILL gives it no chance to clean up; on SIGTERM (a
+    # preempted job) it checkpoints after the current step and exits with 143.
     config = write_config(tmp_path, killed_dir)
     proc = subprocess.Popen(train_cmd(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env())
     deadline = time.time() + 300
     while not (killed_dir / "checkpoint-40").is_dir():
-        assert proc.poll() is None, f"run ended before it could be killed:\n{proc.stderr.read()[-3000:]}"
+        assert proc.poll() is None, f"run ended before it could be stopped:\n{proc.stderr.read()[-3000:]}"
         assert time.time() < deadline, "no checkpoint-40 within 300 s"
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run was killed mid-way, not finished"
-    assert not (killed_dir / "train_results.json").exists()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert not (killed_dir / "train_results.json").exists(), "the run was stopped mid-way, not finished"
     saved = sorted(int(p.name.split("-")[1]) for p in killed_dir.glob("checkpoint-*"))
     assert saved and max(saved) < total_steps
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 143, stderr[-3000:]
+        assert f"stopped by SIGTERM after step {max(saved)}" in stderr  # its own checkpoint, at the step it stopped
 
     resumed = subprocess.run(
         train_cmd(config, "--resume_from_checkpoint", "latest"), capture_output=True, text=True, env=env(), timeout=600
     )
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert f"resumed from {killed_dir}/checkpoint-" in resumed.stderr
+    assert f"resumed from {killed_dir}/checkpoint-{max(saved)}" in resumed.stderr
 
     params_full, results_full = final_state(full_dir)
     params_resumed, results_resumed = final_state(killed_dir)
