@@ -117,6 +117,8 @@ def run_train(
 ) -> dict[str, Any]:
     """Train, test and save as the arguments say; returns the summary also written to ``train_results.json``."""
 
+    import datasets
+
     from ..data import encode_interactions
     from ..hub import record_dataset, record_evaluation
     from .trainer import RecTrainer, TrainingInterrupted, make_accelerator
@@ -162,12 +164,14 @@ def run_train(
         "train_seconds": round(seconds, 1),
     }
     # from here on, the validation interactions join the history: masked when ranking, read by sequential models
-    seen_log = _concat(train_log, validation)
     if validation is not None:
-        seen = encode_interactions(seen_log, model.user_vocab, model.item_vocab, "drop", "drop")
-        model.seen_items = seen.to_csr("binary")
-        if hasattr(model, "update_histories"):
+        columns = [c for c in train_log.column_names if c in validation.column_names]
+        seen_log = datasets.concatenate_datasets([log.select_columns(columns) for log in (train_log, validation)])
+        if hasattr(model, "update_histories"):  # the stored sequences and the seen items
             model.update_histories(seen_log)
+        else:
+            seen = encode_interactions(seen_log, model.user_vocab, model.item_vocab, "drop", "drop")
+            model.seen_items = seen.to_csr("binary")
     test = parts.get("test")
     if training_args.do_test and test is not None and len(test):
         test_metrics = trainer.evaluate(test)
@@ -180,16 +184,6 @@ def run_train(
         print(json.dumps(summary, default=str))
     trainer.close()
     return summary
-
-
-def _concat(a: Any, b: Any) -> Any:
-    import pandas as pd
-
-    if b is None:
-        return a
-    frames = [x if isinstance(x, pd.DataFrame) else x.to_pandas() for x in (a, b)]
-    frames = [f[[c for c in frames[0].columns if c in f.columns]] for f in frames]
-    return pd.concat(frames, ignore_index=True)
 
 
 __all__ = ["build_model", "load_training_data", "run_train"]

@@ -148,28 +148,6 @@ def knn_prune(
         out_val[start:stop] = torch.where(keep, val, torch.zeros_like(val))
         out_idx[start:stop] = torch.where(keep, idx, torch.zeros_like(idx))
     return out_idx, out_val
-    dense_ok = right.shape[0] * right.shape[1] <= DENSE_BUDGET
-    right_t = torch.from_numpy(np.ascontiguousarray(right.T.toarray(), dtype=np.float32)) if dense_ok else None
-    right_csc = None if dense_ok else right.T.tocsc()
-    right_norm = torch.from_numpy(row_norms(right)) if normalize else torch.ones(n_right)
-    left_norm = torch.from_numpy(row_norms(left)) if normalize else torch.ones(n_left)
-    starts = range(0, n_left, block_size)
-    for start in tqdm(starts, desc=desc, disable=not show_progress, leave=False):
-        stop = min(start + block_size, n_left)
-        if dense_ok:  # sparse x dense: the fastest kernel here
-            sims = sparse_dense_mm(left[start:stop], right_t)
-        else:  # too large to densify the right side: sparse x sparse, densified per block
-            sims = torch.from_numpy(np.asarray((left[start:stop] @ right_csc).toarray(), dtype=np.float32))
-        denom = left_norm[start:stop, None] * right_norm[None, :]
-        sims.div_(denom.add_(shrink).clamp_min_(1e-12))
-        if exclude_self:
-            rows = torch.arange(stop - start)
-            sims[rows, rows + start] = -torch.inf
-        val, idx = torch.topk(sims, k, dim=1)
-        keep = val > 0
-        out_val[start:stop] = torch.where(keep, val, torch.zeros_like(val))
-        out_idx[start:stop] = torch.where(keep, idx, torch.zeros_like(idx))
-    return out_idx, out_val
 
 
 def neighbours_to_csr(idx: torch.Tensor, val: torch.Tensor, n_cols: int) -> sp.csr_matrix:
@@ -301,6 +279,11 @@ class SGDFactorMixin:
 
     _sgd_name = "SGD"
     _sgd_metric = "loss"
+
+    def _fit(self, interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs) -> None:
+        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
+        with torch_threads(num_threads):
+            self._train(interactions, show_progress)
 
     def _train(self, interactions, show_progress: bool) -> None:
         """Fresh tables from ``config.seed``, then ``epochs`` over the model's training examples: per-sample SGD

@@ -14,7 +14,6 @@ from .._utils import (
     SGDFactorMixin,
     padded_rows,
     resize_tables,
-    torch_threads,
 )
 from .configuration_biased_mf import BiasedMFConfig
 
@@ -23,10 +22,6 @@ class BiasedMFPreTrainedModel(RecPreTrainedModel):
     config_class = BiasedMFConfig
     base_model_prefix = "biased_mf"
     supports_history = True
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, BiasedMFModel):
-            module.reset_parameters()
 
 
 class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
@@ -56,7 +51,7 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
         self.register_buffer("global_mean", torch.zeros(()), persistent=True)
         self.register_buffer("rating_range", torch.tensor([1.0, 5.0]), persistent=True)
         self.post_init()
-        self.reset_parameters()  # post_init does not reach the root module's own tables in transformers 5
+        self.reset_parameters()  # its own tables: transformers 5's post_init never hands the root to _init_weights
 
     def _build(self, num_users: int, num_items: int) -> None:
         f = self.config.factors
@@ -100,13 +95,6 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
             l2 = bu.square() + bi.square() + p.square().sum(-1) + q.square().sum(-1)
             loss = F.mse_loss(pred, labels.to(pred.dtype)) + self.config.regularization * l2.mean()
         return RecommenderOutput(loss=loss, scores=pred, user_embeddings=p)
-
-    def _fit(
-        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
-    ) -> None:
-        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
-        with torch_threads(num_threads):
-            self._train(interactions, show_progress)
 
     def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
         """One example per rating (``labels`` are the ratings); sets the global mean and rating range the

@@ -16,7 +16,6 @@ from .._utils import (
     padded_rows,
     positive_pairs,
     resize_tables,
-    torch_threads,
     uniform_negatives,
 )
 from .configuration_bprmf import BPRMFConfig
@@ -53,10 +52,6 @@ class BPRMFPreTrainedModel(RecPreTrainedModel):
     base_model_prefix = "bprmf"
     supports_history = True
 
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, BPRMFModel):
-            module.reset_parameters()
-
 
 class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
     """Matrix factorisation trained with Bayesian personalised ranking (Rendle et al., UAI 2009).
@@ -82,7 +77,7 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         super().__init__(config)
         self._build(config.num_users, config.num_items)
         self.post_init()
-        self.reset_parameters()  # post_init does not reach the root module's own tables in transformers 5
+        self.reset_parameters()  # its own tables: transformers 5's post_init never hands the root to _init_weights
 
     def _build(self, num_users: int, num_items: int) -> None:
         self.user_embeddings = nn.Embedding(num_users, self.config.factors)
@@ -137,13 +132,6 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
             l2 = l2 + pos_bias.square() + neg_bias.square()
             loss = F.softplus(neg - pos).mean() + self.config.regularization * l2.mean()
         return RecommenderOutput(loss=loss, scores=pos, user_embeddings=users)
-
-    def _fit(
-        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
-    ) -> None:
-        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
-        with torch_threads(num_threads):
-            self._train(interactions, show_progress)
 
     def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
         """One example per positive (user, item) pair; each batch draws a fresh negative item per pair from the
