@@ -6,7 +6,8 @@
   the YAML front matter carries ``library_name: hf-recsys``, tags and a ``model-index`` with the metrics.
 - :func:`push_to_hub` uploads weights, config, id vocabularies, seen items, the card and a file manifest in **one
   commit**: the Hub applies a commit entirely or not at all, so a push that fails half-way publishes nothing.
-- :func:`write_manifest` records every checkpoint file with its size and sha256 in ``config.json``;
+- ``save_pretrained`` records every file of the model with its size and sha256 in ``config.json``
+  (:mod:`hf_recsys.serialization`);
   :func:`verify_checkpoint` refuses a folder or repo where one is missing or differs (an upload that stopped
   half-way, files from two different saves), and :func:`load_model` loads by repo id after that check, pinned to
   one commit.
@@ -16,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -27,14 +27,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .serialization import (
+    CARD_FILE,
+    MANIFEST_KEY,
+    IncompleteCheckpointError,
+    UnsafeCheckpointError,
+    verify_checkpoint,
+    write_config_manifest,
+)
+
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-CARD_FILE = "README.md"
-#: Key in ``config.json`` holding ``{file: {"size": bytes, "sha256": hex}}`` for every other checkpoint file.
-MANIFEST_KEY = "hf_recsys_files"
-#: Files a manifest never lists: the config holding it, and the card (editable on the Hub without breaking loads).
-_UNLISTED = {CONFIG_FILE, CARD_FILE, ".gitattributes"}
 #: Remote files a push replaces (stale shards or indices of an earlier push must not linger beside the new ones).
 _REPLACED_ON_PUSH = ["*.safetensors", "*.json", "*.bin"]
 #: Config keys that are bookkeeping, not hyper-parameters.
@@ -47,112 +50,17 @@ _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revi
 _CANONICAL = ("user_id", "item_id", "rating", "timestamp")
 
 
-class IncompleteCheckpointError(OSError, ValueError):
-    """A saved model or Hub repo lacks files its manifest lists (``OSError``, like a missing file), or holds
-    different ones (``ValueError``, like a corrupt file)."""
-
-
-# ---------------------------------------------------------------------------------------------- manifest
-def _sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_manifest(save_directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Record every file of a saved model (but ``config.json`` and ``README.md``) with its size and sha256 in
-    ``config.json`` under ``"hf_recsys_files"``.
+    """Record every file of a saved model folder (but ``config.json`` and ``README.md``) with its size and sha256 in
+    ``config.json`` under ``"hf_recsys_files"`` (:func:`hf_recsys.serialization.write_config_manifest`).
 
-    Call it last, after everything else is written. Loading then checks that the files are all there and are the
-    ones saved together (:func:`verify_checkpoint`).
-
-    Args:
-        save_directory: a folder written by ``save_pretrained``.
+    ``save_pretrained`` already does this on the folder it stages, which holds only the model's files; call this only
+    on a folder you assembled yourself.
 
     Returns:
         The manifest, ``{relative path: {"size": int, "sha256": str}}``.
-
-    Example:
-        ```python
-        >>> model.save_pretrained("out")  # doctest: +SKIP
-        >>> write_manifest("out")  # doctest: +SKIP
-        {'id_vocab.json': {'size': 911, 'sha256': '...'}, 'model.safetensors': {...}, ...}
-        ```
     """
-    root = Path(save_directory)
-    config_path = root / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: write_manifest needs a folder written by save_pretrained.")
-    manifest = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel not in _UNLISTED and not rel.startswith("."):
-            manifest[rel] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config[MANIFEST_KEY] = manifest
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return manifest
-
-
-def _fetch(path_or_repo_id: str, filename: str, hub_kwargs: Mapping[str, Any]) -> str | None:
-    from transformers.utils import cached_file
-
-    return cached_file(
-        path_or_repo_id,
-        filename,
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-        **{k: v for k, v in hub_kwargs.items() if k in _HUB_KWARGS},
-    )
-
-
-def verify_checkpoint(path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> dict[str, dict[str, Any]] | None:
-    """Check that a saved model (local folder or Hub repo) holds every file its manifest lists, unchanged.
-
-    Args:
-        path_or_repo_id: a folder or a Hub repo id.
-        **hub_kwargs: ``revision``, ``token``, ``cache_dir``, ... passed to the download.
-
-    Returns:
-        The manifest, or ``None`` for a checkpoint saved without one (nothing can be checked; a debug line says so).
-
-    Raises:
-        OSError: there is no ``config.json`` (not a saved model, or a push that never completed).
-        IncompleteCheckpointError: a listed file is missing, or its size or sha256 differs.
-
-    Example:
-        ```python
-        >>> verify_checkpoint("org/my-recommender", revision="v1")  # doctest: +SKIP
-        ```
-    """
-    where = str(path_or_repo_id)
-    config_path = _fetch(where, CONFIG_FILE, hub_kwargs)
-    if config_path is None:
-        raise OSError(
-            f"{where} has no {CONFIG_FILE}: it is not a saved hf-recsys model, or a push to it never completed. "
-            "Check the path / repo id and revision, or push the model again."
-        )
-    manifest = json.loads(Path(config_path).read_text(encoding="utf-8")).get(MANIFEST_KEY)
-    if manifest is None:
-        logger.debug("%s was saved without a file manifest; its completeness cannot be checked.", where)
-        return None
-    missing, changed = [], []
-    for name, meta in manifest.items():
-        local = _fetch(where, name, hub_kwargs)
-        if local is None:
-            missing.append(name)
-        elif os.path.getsize(local) != meta["size"] or _sha256(local) != meta["sha256"]:
-            changed.append(name)
-    if missing or changed:
-        parts = [f"missing: {', '.join(missing)}"] * bool(missing) + [f"changed: {', '.join(changed)}"] * bool(changed)
-        raise IncompleteCheckpointError(
-            f"{where} is not a complete checkpoint ({'; '.join(parts)}): the files listed in {CONFIG_FILE} were not "
-            "all saved or uploaded together. Save or push the model again (hf_recsys.hub.push_to_hub uploads every "
-            "file in one commit)."
-        )
-    return manifest
+    return write_config_manifest(save_directory)
 
 
 def _pin_revision(repo_id: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -194,12 +102,17 @@ def load_model(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
         >>> item_ids, scores = model.recommend([1, 2], k=10)  # doctest: +SKIP
         ```
     """
-    from .auto import AutoModelForRecommendation
+    from transformers import PreTrainedConfig
+
+    from .registry import get_model_spec
 
     path = str(pretrained_model_name_or_path)
     hub = _pin_revision(path, {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
-    # from_pretrained checks the manifest (RecPreTrainedModel._load_rec_files -> verify_checkpoint)
-    return AutoModelForRecommendation.from_pretrained(path, **{**kwargs, **hub})
+    config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
+    if not config_dict.get("model_type"):
+        raise ValueError(f"{path}: config.json has no 'model_type'; it was not saved by hf-recsys or transformers.")
+    # from_pretrained verifies the manifest before reading any weight (RecPreTrainedModel.from_pretrained)
+    return get_model_spec(config_dict["model_type"]).model_class.from_pretrained(path, **{**kwargs, **hub})
 
 
 # ---------------------------------------------------------------------------------------------- model cards
@@ -505,11 +418,8 @@ def save_for_hub(model: Any, save_directory: str | os.PathLike, eval_results: An
     Returns:
         ``save_directory``.
     """
-    model.save_pretrained(save_directory)
     card = build_model_card(model, eval_results, **card_kwargs)
-    card.save(os.path.join(save_directory, CARD_FILE))
-    write_manifest(save_directory)
-    return str(save_directory)
+    return model.save_folder(save_directory, card=card)  # one atomic save; the manifest is written once
 
 
 def push_to_hub(
@@ -641,6 +551,7 @@ __all__ = [
     "CARD_FILE",
     "MANIFEST_KEY",
     "IncompleteCheckpointError",
+    "UnsafeCheckpointError",
     "build_model_card",
     "load_interactions_from_hub",
     "load_model",

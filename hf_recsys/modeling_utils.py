@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -30,6 +31,16 @@ from transformers.utils import ModelOutput
 from .configuration_utils import RecConfig
 from .data.views import Interactions, build_vocabs, encode_interactions
 from .data.vocab import VOCAB_FILE, IdVocab, UnknownIdError, load_vocabs, save_vocabs
+from .serialization import (
+    CARD_FILE,
+    MANIFEST_KEY,
+    atomic_save_dir,
+    fetch_file,
+    recover_save,
+    verify_checkpoint,
+    verify_config_manifest,
+    write_config_manifest,
+)
 
 if TYPE_CHECKING:
     from .training.examples import TrainingExamples
@@ -357,18 +368,70 @@ class RecPreTrainedModel(PreTrainedModel):
         return self.item_vocab.decode(top_i.cpu().numpy()), top_s.cpu().numpy()
 
     # ------------------------------------------------------------------ saving and loading
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """``PreTrainedModel.save_pretrained`` plus the id vocabularies and the seen-items matrix (safetensors)."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            self._save_rec_files(save_directory)
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *args,
+        is_main_process: bool = True,
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save the model atomically: config, weights (safetensors), id vocabularies, seen items, the family's own
+        files and a manifest of them all.
+
+        Everything is written into a hidden folder next to ``save_directory``, fsynced and verified, then swapped
+        in (:func:`hf_recsys.serialization.atomic_save_dir`): the folder holds the complete old model or the
+        complete new one, whatever happens. Entries that are not part of the model (``checkpoint-*/``, ``best/``,
+        ``train_results.json``, the user's files) are kept.
+
+        Args:
+            save_directory: the folder to write.
+            is_main_process: only the main process writes (multi-process training).
+            push_to_hub: not supported here; call :meth:`push_to_hub`.
+            **kwargs: passed to ``PreTrainedModel.save_pretrained`` (e.g. ``max_shard_size``).
+
+        Raises:
+            hf_recsys.serialization.UnsafeCheckpointError: ``config.json`` in the folder is a symbolic link.
+            hf_recsys.serialization.SaveError: the write failed (disk full, ...); the folder is unchanged.
+        """
+        if push_to_hub:
+            raise NotImplementedError("Call model.push_to_hub(repo_id) instead of save_pretrained(push_to_hub=True).")
+        if is_main_process:
+            self.save_folder(save_directory, **kwargs)
+
+    def save_folder(self, save_directory: str | os.PathLike, card: Any = None, **kwargs) -> str:
+        """The one save path: :meth:`write_model_files` into a staging folder, plus ``card`` (a ModelCard saved as
+        ``README.md``, outside the manifest), verified and swapped in atomically. Returns the folder."""
+
+        def write(folder: Path) -> None:
+            self.write_model_files(folder, **kwargs)
+            if card is not None:
+                card.save(os.path.join(folder, CARD_FILE))
+
+        return str(atomic_save_dir(save_directory, write, verify=verify_config_manifest))
+
+    def write_model_files(self, folder: str | os.PathLike, **kwargs) -> None:
+        """Write the model's files into the empty ``folder`` and, last, the manifest in ``config.json``.
+
+        The order is the hooks': :meth:`_save_weights` (config and weights), :meth:`_save_rec_files` (vocabularies,
+        seen items), :meth:`_save_extra` (the family's own files or sub-folders). Not atomic by itself: use
+        :meth:`save_pretrained`; fusion models call it for their members' sub-folders.
+        """
+        os.makedirs(folder, exist_ok=True)
+        self._save_weights(folder, **kwargs)
+        self._save_rec_files(folder)
+        self._save_extra(folder)
+        write_config_manifest(folder)
+
+    def _save_weights(self, folder: str | os.PathLike, **kwargs) -> None:
+        """Hook: the config and the weights (default: ``PreTrainedModel.save_pretrained``, safetensors)."""
+        PreTrainedModel.save_pretrained(self, folder, **kwargs)
+
+    def _save_extra(self, folder: str | os.PathLike) -> None:
+        """Hook: files or sub-folders of the family's own (fusion members, adapters); listed in the manifest."""
 
     def _save_rec_files(self, save_directory: str | os.PathLike) -> None:
-        """Write the id vocabularies, the seen items and, last, the file manifest beside the weights.
-
-        Subclasses that write their weights themselves (e.g. LoRA backbones) call this at the end of their own
-        ``save_pretrained``.
-        """
+        """Write the id vocabularies and the seen items beside the weights."""
         if self.user_vocab is not None or self.item_vocab is not None:
             save_vocabs(save_directory, self.user_vocab, self.item_vocab)
         if self.seen_items is not None:
@@ -381,9 +444,6 @@ class RecPreTrainedModel(PreTrainedModel):
                 },
                 os.path.join(save_directory, SEEN_FILE),
             )
-        from .hub import write_manifest
-
-        write_manifest(save_directory)  # last: lists every file with its sha256 so loading can refuse partial saves
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push the model to the Hub in one commit, with its id vocabulary and a model card.
@@ -397,32 +457,38 @@ class RecPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """``PreTrainedModel.from_pretrained`` plus the id vocabularies and seen items saved beside the weights."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        """Load a saved model: the manifest is verified first (every file present, unchanged, inside the folder),
+        then the weights (:meth:`_load_weights`), the id vocabularies, the seen items and the family's own files
+        (:meth:`_load_extra`) are read. A save that was interrupted in this folder is finished or undone first.
+
+        Raises:
+            hf_recsys.serialization.IncompleteCheckpointError: a file is missing or differs from the manifest.
+            hf_recsys.serialization.UnsafeCheckpointError: the manifest names a file outside the folder.
+        """
+        path = str(pretrained_model_name_or_path)
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
-        model._load_rec_files(str(pretrained_model_name_or_path), hub)
+        local = os.path.join(path, hub.get("subfolder") or "")
+        if os.path.isdir(local):
+            recover_save(local)
+        verify_checkpoint(path, **hub)  # before any weights are read
+        model = cls._load_weights(path, *args, **kwargs)
+        model.config.__dict__.pop(MANIFEST_KEY, None)
+        model._load_rec_files(path, hub)
+        model._load_extra(path, hub)
         if not model.trainable:
             model.requires_grad_(False)
         return model
 
+    @classmethod
+    def _load_weights(cls, path: str, *args, **kwargs):
+        """Hook: build the model from its config and load its weights (``PreTrainedModel.from_pretrained``)."""
+        return super().from_pretrained(path, *args, **kwargs)
+
+    def _load_extra(self, path: str, hub: dict) -> None:
+        """Hook: read what :meth:`_save_extra` wrote (``hub`` holds ``revision``, ``token``, ``subfolder``, ...)."""
+
     def _load_rec_files(self, path: str, hub: dict) -> None:
-        from transformers.utils import cached_file
-
-        from .hub import MANIFEST_KEY, verify_checkpoint
-
-        verify_checkpoint(path, **hub)  # every file listed at save time is present and unchanged
-        self.config.__dict__.pop(MANIFEST_KEY, None)
-
-        def fetch(name: str) -> str | None:
-            return cached_file(
-                path,
-                name,
-                _raise_exceptions_for_missing_entries=False,
-                _raise_exceptions_for_connection_errors=False,
-                **hub,
-            )
-
-        vocab_path = fetch(VOCAB_FILE)
+        vocab_path = fetch_file(path, VOCAB_FILE, hub)
         if vocab_path is not None:
             users, items = load_vocabs(vocab_path)
             for kind, vocab, size in (("user", users, self.config.num_users), ("item", items, self.config.num_items)):
@@ -432,12 +498,29 @@ class RecPreTrainedModel(PreTrainedModel):
                         "the checkpoint is inconsistent (files from different saves?)."
                     )
             self.user_vocab, self.item_vocab = users, items
-        seen_path = fetch(SEEN_FILE)
+        seen_path = fetch_file(path, SEEN_FILE, hub)
         if seen_path is not None:
-            t = load_file(seen_path)
-            shape = tuple(int(x) for x in t["shape"])
-            indptr, indices = t["indptr"].numpy(), t["indices"].numpy()
-            self.seen_items = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
+            self.seen_items = _read_seen(seen_path, self.config.num_users, self.config.num_items)
+
+
+def _read_seen(path: str, num_users: int, num_items: int) -> sp.csr_matrix:
+    """The seen-items CSR matrix of ``seen_items.safetensors``, after checking its shape against the config."""
+    t = load_file(path)
+    problem = None
+    if set(t) != {"indptr", "indices", "shape"} or t["shape"].numel() != 2:
+        problem = f"it holds tensors {sorted(t)} (expected indptr, indices and a 2-element shape)"
+    else:
+        shape = tuple(int(x) for x in t["shape"])
+        indptr, indices = t["indptr"].numpy(), t["indices"].numpy()
+        if shape != (num_users, num_items):
+            problem = f"its shape is {shape}, but config.json says {num_users} users x {num_items} items"
+        elif indptr.ndim != 1 or len(indptr) != shape[0] + 1 or indptr[0] != 0 or indptr[-1] != len(indices):
+            problem = f"its indptr has {indptr.size} entries for {shape[0]} users and {len(indices)} indices"
+        elif np.any(np.diff(indptr) < 0) or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1])):
+            problem = "its indptr decreases or its item indices are out of range"
+    if problem:
+        raise ValueError(f"{path} is not a valid seen-items matrix: {problem}. Save the model again.")
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
 
 
 __all__ = ["NotFittedError", "RecPreTrainedModel", "RecommenderOutput"]

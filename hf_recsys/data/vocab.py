@@ -189,8 +189,14 @@ def load_vocabs(path: str | os.PathLike) -> tuple[IdVocab | None, IdVocab | None
             payload = json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON (truncated or corrupted download?): {exc}") from exc
-    users = IdVocab.from_dict(payload["users"], "user") if payload.get("users") else None
-    items = IdVocab.from_dict(payload["items"], "item") if payload.get("items") else None
+    try:
+        users = IdVocab.from_dict(payload["users"], "user") if payload.get("users") else None
+        items = IdVocab.from_dict(payload["items"], "item") if payload.get("items") else None
+    except (KeyError, TypeError, AttributeError, ValueError, pa.ArrowException) as exc:
+        raise ValueError(
+            f"{path} is not a valid id vocabulary ({type(exc).__name__}: {exc}); expected "
+            '{"format": 1, "users": {"dtype": "int64"|"string", "ids": [...]}, "items": {...}}. Save the model again.'
+        ) from None
     return users, items
 
 

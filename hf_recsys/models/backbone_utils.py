@@ -160,34 +160,30 @@ class BackboneModelMixin:
             state = {k: v for k, v in state.items() if not self._is_base_backbone_key(k)}
         return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
-    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True, **kwargs) -> None:
-        """Write the config, the weights that cannot be rebuilt from ``base_model``, the id vocabularies and the
-        seen items to ``save_directory``. ``push_to_hub=True`` is not supported here; use ``push_to_hub``."""
-        if kwargs.get("push_to_hub"):
-            raise NotImplementedError("Call model.push_to_hub(repo_id) instead of save_pretrained(push_to_hub=True).")
-        if not is_main_process:
-            return
-        os.makedirs(save_directory, exist_ok=True)
-        self.config.save_pretrained(save_directory)
-        save_file(self.weights_to_save(), os.path.join(save_directory, WEIGHTS_FILE), metadata={"format": "pt"})
-        self._save_rec_files(save_directory)  # vocabularies, seen items, then the manifest
+    def _save_weights(self, folder: str | os.PathLike, **kwargs) -> None:
+        """Save hook of :meth:`RecPreTrainedModel.save_pretrained`: the config and the weights that cannot be rebuilt
+        from ``base_model``."""
+        self.config.save_pretrained(folder)
+        save_file(self.weights_to_save(), os.path.join(folder, WEIGHTS_FILE), metadata={"format": "pt"})
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """Rebuild the model from its saved config (the backbone from ``base_model``) and load the saved weights.
+    def _load_weights(cls, path: str, *args, **kwargs):
+        """Load hook of :meth:`RecPreTrainedModel.from_pretrained` (called after the manifest was verified): rebuild
+        the model from its saved config (the backbone from ``base_model``) and load the saved weights over it.
 
         Raises:
             ValueError: the checkpoint lacks weights that cannot be rebuilt, or holds unknown ones.
         """
-        from transformers.utils import cached_file
+        from ..serialization import fetch_file
 
-        path = str(pretrained_model_name_or_path)
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         config = kwargs.get("config")
         if not isinstance(config, cls.config_class):
             config = cls.config_class.from_pretrained(path, **hub)
         model = cls(config)
-        weights = cached_file(path, WEIGHTS_FILE, **hub)
+        weights = fetch_file(path, WEIGHTS_FILE, hub)
+        if weights is None:
+            raise OSError(f"{path} has no {WEIGHTS_FILE}: the checkpoint is incomplete.")
         missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
         bad_missing = [k for k in missing if not (model.backbone_is_rebuildable() and model._is_base_backbone_key(k))]
         if bad_missing or unexpected:
@@ -195,7 +191,6 @@ class BackboneModelMixin:
                 f"{path}/{WEIGHTS_FILE} does not match {cls.__name__}: missing {bad_missing[:5]}, unexpected "
                 f"{list(unexpected)[:5]}. The checkpoint is truncated or was saved by another model/config."
             )
-        model._load_rec_files(path, hub)
         model.after_load()
         model.eval()
         return model

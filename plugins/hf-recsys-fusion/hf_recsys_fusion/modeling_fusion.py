@@ -2,7 +2,7 @@
 
 A fusion holds its member models **by value** in a plain dict (``self.members``), not as torch sub-modules: the
 fusion's own ``model.safetensors`` holds only the fusion's parameters (member weights, a meta-model), and each
-member is saved by its own ``save_pretrained`` into ``members/<name>/`` (loadable on its own with
+member is written by its own ``write_model_files`` into ``members/<name>/`` (loadable on its own with
 ``AutoModelForRecommendation.from_pretrained``). Nothing is written twice, ``fusion.parameters()`` lists only the
 fusion's parameters (a Trainer would never touch member weights), and ``fusion.to(device)`` moves members too.
 
@@ -398,31 +398,22 @@ class FusionPreTrainedModel(RecPreTrainedModel):
         return super().to(*args, **kwargs)
 
     # ------------------------------------------------------------------ saving and loading
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """Save the fusion (config, its own parameters, union vocabularies, seen items) and each member in
-        ``members/<name>/``, each loadable on its own with ``AutoModelForRecommendation.from_pretrained``."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if not kwargs.get("is_main_process", True):
-            return
+    def _save_extra(self, folder: str | os.PathLike) -> None:
+        """Save hook: each member's files in ``members/<name>/`` (its own config, weights, vocabularies and manifest;
+        loadable on its own with ``AutoModelForRecommendation.from_pretrained``), inside the fusion's atomic save."""
         for name, m in self.members.items():
-            m.save_pretrained(os.path.join(save_directory, MEMBERS_DIR, name), *args, **kwargs)
+            m.write_model_files(os.path.join(folder, MEMBERS_DIR, name))
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
-        """Load the fusion, then each member from ``members/<name>/`` through ``AutoModelForRecommendation``.
+    def _load_extra(self, path: str, hub: dict) -> None:
+        """Load hook: each member from ``members/<name>/`` through ``AutoModelForRecommendation``.
 
         Raises:
             MemberLoadError: a member could not be loaded; the message names the member and its folder.
         """
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        path = str(pretrained_model_name_or_path)
-        hub = {
-            k: v
-            for k, v in kwargs.items()
-            if k in ("cache_dir", "force_download", "local_files_only", "token", "revision")
-        }
+        kept = ("cache_dir", "force_download", "local_files_only", "token", "revision")
+        hub = {k: v for k, v in hub.items() if k in kept}
         members = {}
-        for spec in model.config.members:
+        for spec in self.config.members:
             name = spec["name"]
             sub = f"{MEMBERS_DIR}/{name}"
             try:
@@ -436,11 +427,10 @@ class FusionPreTrainedModel(RecPreTrainedModel):
                     f"{os.path.join(path, sub)}: {type(exc).__name__}: {exc}. Check that the sub-folder is complete "
                     "and that the plugin providing this model type is installed."
                 ) from exc
-        model.members = members
-        model._align = None
-        model._refresh_history_support()
-        model.requires_grad_(False)
-        return model
+        self.members = members
+        self._align = None
+        self._refresh_history_support()
+        self.requires_grad_(False)
 
 
 __all__ = [
