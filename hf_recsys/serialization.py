@@ -276,6 +276,11 @@ def _staging(target: Path) -> tuple[Path, Path]:
     return target.parent / f".{target.name}{_NEW}", target.parent / f".{target.name}{_OLD}"
 
 
+def staging_path(target: str | os.PathLike) -> Path:
+    """The hidden staging folder of a save of ``target`` (``.<name>.hfrs-new`` beside it)."""
+    return _staging(Path(os.path.abspath(target)))[0]
+
+
 def _model_entries(target: Path) -> set[str]:
     """Top-level names of ``target`` that belong to the model saved there (from its manifest, else by name)."""
     names = {n for n in os.listdir(target) if any(fnmatch(n, p) for p in _MODEL_PATTERNS)}
@@ -455,6 +460,7 @@ __all__ = [
     "recover_save",
     "safe_member",
     "sha256_file",
+    "staging_path",
     "verify_checkpoint",
     "verify_config_manifest",
     "verify_manifest",

@@ -148,6 +148,9 @@ class RecTrainingArguments:
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest one in output_dir"}
     )
+    resume_allow_changes: list[str] | None = field(
+        default=None, metadata={"help": "options (or 'data') a resume may change from the checkpoint's; else refused"}
+    )
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
     report_to: list[str] = field(
         default_factory=lambda: ["none"], metadata={"help": "Accelerate trackers, e.g. tensorboard; none for none"}

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -50,9 +49,14 @@ from .checkpoints import (
     SCHEDULER_FILE,
     STATE_FILE,
     IncompleteTrainerCheckpointError,
-    checkpoint_step,
+    NonFiniteLossGuard,
+    acquire_output_lock,
+    check_resume,
+    checkpoint_manifest,
+    data_fingerprint,
     latest_checkpoint,
-    sha256_file,
+    rotate_checkpoints,
+    set_aside_newer_checkpoints,
     verify_trainer_checkpoint,
     write_atomically,
 )
@@ -289,6 +293,7 @@ class RecTrainer:
                 accelerator.distributed_type,
             )
         self.last_eval_users: list = []
+        self._nan_guard = NonFiniteLossGuard()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -320,6 +325,8 @@ class RecTrainer:
         args, acc, state = self.args, self.accelerator, self.state
         resume = resume_from_checkpoint if resume_from_checkpoint is not None else args.resume_from_checkpoint
         set_seed(args.seed, device_specific=True)  # dropout and other global draws differ per process
+        if acc.is_main_process:
+            acquire_output_lock(self.output_dir)  # one run per output folder
         if resume:
             self._load_checkpoint(resume)
             state = self.state
@@ -456,6 +463,7 @@ class RecTrainer:
                     loss = self.model(**batch).loss
                 acc.backward(loss if weight == 1.0 else loss * weight)
             total += loss.detach().float() * weight  # the mean over processes is the step's mean loss
+        self._nan_guard.update(total, self.state.global_step + 1)
         if args.max_grad_norm and args.max_grad_norm > 0:
             acc.clip_grad_norm_(self._params, args.max_grad_norm)
         if self._plain_step:
@@ -545,6 +553,7 @@ class RecTrainer:
 
     def _validate(self) -> None:
         args, state = self.args, self.state
+        self._nan_guard.check(self.accelerator, self.output_dir)
         metrics = self.evaluate()
         self.log(metrics)
         self._call("on_evaluate", metrics)
@@ -583,6 +592,7 @@ class RecTrainer:
         from safetensors.torch import save_file, save_model
 
         acc, state = self.accelerator, self.state
+        self._nan_guard.check(acc, self.output_dir)  # never a NaN checkpoint
         final = self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}"
 
         def rng(tmp: Path) -> None:
@@ -596,11 +606,11 @@ class RecTrainer:
             save_model(self.unwrapped, str(tmp / MODEL_STATE_FILE))
             torch.save(self.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
             torch.save(self.scheduler.state_dict(), tmp / SCHEDULER_FILE)
-            files = {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)} for f in sorted(tmp.iterdir())}
-            payload = {**asdict(state), "files": files, "args": self._args_json()}
+            payload = {**asdict(state), "files": checkpoint_manifest(tmp), "args": self._args_json()}
+            payload["data_fingerprint"] = data_fingerprint(self.train_data)
             (tmp / STATE_FILE).write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
 
-        write_atomically(self.accelerator, final, write, rng)
+        write_atomically(self.accelerator, final, write, rng, verify=verify_trainer_checkpoint)
         if acc.is_main_process:
             self._rotate_checkpoints()
         self._call("on_save", final)
@@ -610,17 +620,12 @@ class RecTrainer:
         return json.loads(json.dumps(asdict(self.args), default=str))
 
     def _rotate_checkpoints(self) -> None:
-        limit = self.args.save_total_limit
-        if limit is None:
-            return
-        found = sorted(
-            (checkpoint_step(p), p) for p in self.output_dir.iterdir() if p.is_dir() and checkpoint_step(p) is not None
-        )
-        for _, path in found[:-limit]:
-            shutil.rmtree(path, ignore_errors=True)
+        rotate_checkpoints(self.output_dir, self.args.save_total_limit)
 
     def _save_best(self) -> None:
         from safetensors.torch import save_model
+
+        self._nan_guard.check(self.accelerator, self.output_dir)  # never a NaN best model
 
         def write(tmp: Path) -> None:
             save_model(self.unwrapped, str(tmp / MODEL_STATE_FILE))
@@ -678,6 +683,10 @@ class RecTrainer:
         else:
             path = Path(resume)
         saved = verify_trainer_checkpoint(path)
+        allow = getattr(self.args, "resume_allow_changes", None) or ()
+        check_resume(path, saved, self._args_json(), data_fingerprint(self.train_data), allow)
+        if acc.is_main_process:
+            set_aside_newer_checkpoints(self.output_dir, int(saved.get("global_step", 0)))
         if saved.get("num_examples") != len(self.examples):
             raise ValueError(
                 f"Checkpoint {path} was trained on {saved.get('num_examples')} examples, this run has "

@@ -194,7 +194,7 @@ def test_checkpoint_holds_everything_and_rotates(splits, tmp_path):
     saved = verify_trainer_checkpoint(out / checkpoints[-1])
     assert set(saved["files"]) == {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_0.safetensors"}
     assert (saved["global_step"], saved["epoch"], saved["step_in_epoch"]) == (4 * spe, 4, 0)
-    assert not list(out.glob(".tmp-*"))
+    assert not list(out.glob(".*.hfrs-*"))
 
 
 def test_a_crash_while_writing_leaves_no_checkpoint_that_looks_complete(splits, tmp_path, monkeypatch):
@@ -211,7 +211,7 @@ def test_a_crash_while_writing_leaves_no_checkpoint_that_looks_complete(splits, 
         trainer.save_checkpoint()
     out = tmp_path / "run"
     assert not (out / f"checkpoint-{trainer.state.global_step}").exists()
-    assert (out / f".tmp-checkpoint-{trainer.state.global_step}").is_dir()  # the partial write, under a hidden name
+    assert (out / f".checkpoint-{trainer.state.global_step}.hfrs-new").is_dir()  # the partial write, hidden
     assert latest_checkpoint(out) == good
     # a damaged checkpoint is detected and skipped in favour of an older complete one
     monkeypatch.undo()
