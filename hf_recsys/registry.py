@@ -77,7 +77,9 @@ def register_model(
         distribution: the distribution that provides the model (filled in for entry points).
 
     Raises:
-        RegistryError: the name is taken, or the name, config and model do not match.
+        RegistryError: the name is taken (by another registration, by a plugin entry point not loaded yet, or by
+            transformers itself, e.g. ``gpt2``: replacing it would break every model built on it), or the name,
+            config and model do not match.
 
     Example:
         ```python
@@ -96,6 +98,17 @@ def register_model(
             f"Cannot register {name!r}: {model_cls.__name__}.config_class is "
             f"{getattr(getattr(model_cls, 'config_class', None), '__name__', None)}, not {config_cls.__name__}."
         )
+    if name in _transformers_names():
+        raise RegistryError(
+            f"Cannot register {name!r}: transformers already has a model type of that name, and replacing it would "
+            "break every model built on it. Pick another model_type (e.g. prefix it with your package name)."
+        )
+    pending = (_PENDING or {}).get(name)
+    if pending is not None and not exist_ok and pending.value != f"{model_cls.__module__}:{model_cls.__qualname__}":
+        raise RegistryError(
+            f"Cannot register {name!r}: the plugin entry point {pending.value!r} (distribution "
+            f"{_dist_name(pending)!r}) provides that model type; pass exist_ok=True to replace it."
+        )
     existing = _MODELS.get(name)
     if existing is not None and not exist_ok:
         if existing.config_class is config_cls and existing.model_class is model_cls:
@@ -105,9 +118,21 @@ def register_model(
             f"{existing.model_class.__name__}, from {existing.distribution or 'code'}); "
             "pass exist_ok=True to replace it."
         )
+    if _PENDING is not None:
+        _PENDING.pop(name, None)
     _MODELS[name] = ModelSpec(name, config_cls, model_cls, distribution)
-    AutoConfig.register(name, config_cls, exist_ok=True)
-    AutoModel.register(config_cls, model_cls, exist_ok=True)
+    AutoConfig.register(name, config_cls)  # public API; refuses transformers' own names (checked above)
+    AutoModel.register(config_cls, model_cls, exist_ok=True)  # keyed by this config class, which is ours
+
+
+def _transformers_names() -> set[str]:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return set(CONFIG_MAPPING_NAMES)
+
+
+def _dist_name(ep: EntryPoint) -> str | None:
+    return ep.dist.name if getattr(ep, "dist", None) is not None else None
 
 
 def _read_entry_points() -> dict[str, EntryPoint]:
@@ -121,7 +146,7 @@ def _load_entry_point(name: str) -> None:
     ep = _read_entry_points().pop(name, None)
     if ep is None:
         return
-    dist = ep.dist.name if ep.dist is not None else None
+    dist = _dist_name(ep)
     try:
         model_cls = ep.load()
         config_cls = model_cls.config_class
@@ -179,31 +204,70 @@ def refresh_entry_points() -> None:
     _ERRORS.clear()
 
 
-class _LazyPluginContent(dict):
-    """Stands in for transformers' ``CONFIG_MAPPING._extra_content``: a miss on an hf-recsys entry-point name
-    loads that plugin, so ``AutoConfig``/``AutoModel`` resolve plugin models without importing every plugin."""
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``__getattr__`` and ``__dir__`` for a plugin package whose names are imported on first use (PEP 562), so that
+    looking up one model type imports that model's module only, not every family of the plugin.
 
-    def __contains__(self, key: object) -> bool:
-        if not dict.__contains__(self, key) and isinstance(key, str) and key in _read_entry_points():
-            _load_entry_point(key)
-        return dict.__contains__(self, key)
+    Args:
+        package: the package's ``__name__``.
+        exports: ``{public name: relative module}``, e.g. ``{"EASEModel": ".ease"}``.
+
+    Example:
+        ```python
+        >>> __getattr__, __dir__ = lazy_exports(__name__, {"EASEModel": ".ease"})  # doctest: +SKIP
+        ```
+    """
+    import importlib
+
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(exports[name], package), name)
+
+    def __dir__() -> list[str]:
+        return sorted(exports)
+
+    return __getattr__, __dir__
+
+
+def _lazy_config(name: str) -> type:
+    """A stand-in config class registered with ``AutoConfig`` for a plugin model type not imported yet: the first
+    use (``AutoConfig.from_pretrained``, ``for_model``, ``AutoModel.from_pretrained``) imports that plugin only, whose
+    registration then replaces the stand-in with the real config class."""
+
+    def real() -> type:
+        return get_model_spec(name).config_class
+
+    def new(cls, *args, **kwargs):
+        return real()(*args, **kwargs)
+
+    def delegate(method: str):
+        return classmethod(lambda cls, *a, **k: getattr(real(), method)(*a, **k))
+
+    attrs = {"model_type": name, "__new__": new, "__doc__": f"Lazily imported hf-recsys plugin config {name!r}."}
+    attrs |= {m: delegate(m) for m in ("from_dict", "from_pretrained", "from_json_file", "get_config_dict")}
+    return type(f"LazyPluginConfig_{name}", (), attrs)
 
 
 def install_transformers_hook() -> None:
-    """Let transformers' AutoConfig find hf-recsys plugin models lazily.
+    """Let ``transformers.AutoConfig``/``AutoModel`` find hf-recsys plugin models without importing every plugin.
 
-    Falls back to loading every entry point eagerly if transformers' internals are not what this expects.
+    Every entry-point name not imported yet is registered with ``AutoConfig.register`` (the public API; no private
+    mapping of transformers is replaced) as a stand-in that imports its plugin on first use. Names that transformers
+    itself owns are refused with a warning.
     """
-    from transformers.models.auto import configuration_auto
-
-    mapping = configuration_auto.CONFIG_MAPPING
-    content = getattr(mapping, "_extra_content", None)
-    if isinstance(content, _LazyPluginContent):
-        return
-    if isinstance(content, dict):
-        mapping._extra_content = _LazyPluginContent(content)
-    else:  # pragma: no cover - depends on the transformers version
-        list_models()
+    taken = _transformers_names()
+    for name, ep in _read_entry_points().items():
+        if name in taken:
+            _ERRORS[name] = PluginError(name, ep.value, _dist_name(ep), "the name belongs to a transformers model")
+            logger.warning(
+                "hf-recsys plugin %r from distribution %r was not registered: transformers already has a model type "
+                "of that name.",
+                name,
+                _dist_name(ep),
+            )
+            continue
+        AutoConfig.register(name, _lazy_config(name))
 
 
 __all__ = [
@@ -214,6 +278,7 @@ __all__ = [
     "UnknownModelTypeError",
     "get_model_spec",
     "install_transformers_hook",
+    "lazy_exports",
     "list_models",
     "plugin_errors",
     "refresh_entry_points",

@@ -4,13 +4,26 @@ The models register through the ``hf_recsys.models`` entry points of this distri
 ``pip install hf-recsys-classic`` they load with ``AutoModelForRecommendation`` and ``transformers.AutoModel``.
 """
 
-from .als import ALSConfig, ALSModel
-from .biased_mf import BiasedMFConfig, BiasedMFModel
-from .bprmf import BPRMFConfig, BPRMFModel
-from .ease import EASEConfig, EASEModel
-from .item_knn import ItemKNNConfig, ItemKNNModel
-from .neumf import NeuMFConfig, NeuMFModel
-from .user_knn import UserKNNConfig, UserKNNModel
+from hf_recsys.registry import lazy_exports
+
+# imported on first use: looking up one model type imports that family only
+_EXPORTS = {
+    "ALSConfig": ".als",
+    "ALSModel": ".als",
+    "BiasedMFConfig": ".biased_mf",
+    "BiasedMFModel": ".biased_mf",
+    "BPRMFConfig": ".bprmf",
+    "BPRMFModel": ".bprmf",
+    "EASEConfig": ".ease",
+    "EASEModel": ".ease",
+    "ItemKNNConfig": ".item_knn",
+    "ItemKNNModel": ".item_knn",
+    "NeuMFConfig": ".neumf",
+    "NeuMFModel": ".neumf",
+    "UserKNNConfig": ".user_knn",
+    "UserKNNModel": ".user_knn",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 

@@ -5,13 +5,27 @@ The models register through the ``hf_recsys.models`` entry points of this distri
 (its members load from their sub-folders through the same registry).
 """
 
-from .configuration_fusion import FusionConfig
-from .item_content import ItemContentConfig, ItemContentModel
-from .modeling_fusion import FusionBatch, FusionPreTrainedModel, MemberLoadError, normalize
-from .rank import RankFusion, RankFusionConfig
-from .stacking import StackingFusion, StackingFusionConfig
-from .switching import SwitchingFusion, SwitchingFusionConfig
-from .weighted import WeightedFusion, WeightedFusionConfig
+from hf_recsys.registry import lazy_exports
+
+# imported on first use: looking up one model type imports that family only
+_EXPORTS = {
+    "FusionConfig": ".configuration_fusion",
+    "ItemContentConfig": ".item_content",
+    "ItemContentModel": ".item_content",
+    "FusionBatch": ".modeling_fusion",
+    "FusionPreTrainedModel": ".modeling_fusion",
+    "MemberLoadError": ".modeling_fusion",
+    "normalize": ".modeling_fusion",
+    "RankFusion": ".rank",
+    "RankFusionConfig": ".rank",
+    "StackingFusion": ".stacking",
+    "StackingFusionConfig": ".stacking",
+    "SwitchingFusion": ".switching",
+    "SwitchingFusionConfig": ".switching",
+    "WeightedFusion": ".weighted",
+    "WeightedFusionConfig": ".weighted",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 
