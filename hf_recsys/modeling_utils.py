@@ -218,6 +218,7 @@ class RecPreTrainedModel(PreTrainedModel):
         self.config.num_users, self.config.num_items = inter.num_users, inter.num_items
         self.seen_items = inter.to_csr("binary")
         self._fit(inter, show_progress=show_progress, **kwargs)
+        _check_finite_state(self, inter)
         if not self.trainable:
             self.requires_grad_(False)
         return self
@@ -501,6 +502,20 @@ class RecPreTrainedModel(PreTrainedModel):
         seen_path = fetch_file(path, SEEN_FILE, hub)
         if seen_path is not None:
             self.seen_items = _read_seen(seen_path, self.config.num_users, self.config.num_items)
+
+
+def _check_finite_state(model: torch.nn.Module, inter: Interactions) -> None:
+    """Refuse a fit that left NaN or infinite values in the model's tensors (e.g. one extreme rating)."""
+    tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    bad = [n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        span = ""
+        if inter.rating is not None and len(inter.rating):
+            span = f" The ratings span {float(np.min(inter.rating)):.6g} to {float(np.max(inter.rating)):.6g}."
+        raise FloatingPointError(
+            f"Fitting {type(model).__name__} produced NaN or infinite values in {', '.join(bad[:5])}.{span} Rescale "
+            "or clip extreme ratings / weights, or raise the regularisation, and fit again."
+        )
 
 
 def _read_seen(path: str, num_users: int, num_items: int) -> sp.csr_matrix:

@@ -335,6 +335,36 @@ def _clean_numbers(col: pa.ChunkedArray) -> bool:
     return not (pc.any(pc.is_nan(col)).as_py() or pc.any(pc.is_inf(col)).as_py())
 
 
+_NULL_SPELLINGS = pa.array(["None", "none", "null", "NULL", "Null", "nan", "NaN", "NAN", "NA", "N/A", "<NA>", "NaT"])
+#: Timestamps (seconds) a log may hold: years 1 to 9999, the range of Python's datetime.
+_TS_MIN, _TS_MAX = -62_135_596_800, 253_402_300_799
+
+
+def _check_seconds(seconds: np.ndarray, src: str, raw: pa.Array | None, unit: str) -> np.ndarray:
+    """Refuse timestamps outside years 1..9999 (seconds), naming the likely unit when they look like ms/us/ns."""
+    bad = (seconds < _TS_MIN) | (seconds > _TS_MAX)
+    if bad.any():
+        hint = (
+            f"Timestamps are read in {unit!r} units; values this large are usually milliseconds, microseconds or "
+            "nanoseconds: pass timestamp_unit='ms' / 'us' / 'ns'."
+            if np.nanmax(np.abs(seconds)) > _TS_MAX
+            else "Fix or drop those rows."
+        )
+        _fail("timestamp", src, "timestamp(s) outside the years 1-9999", bad, raw, hint)
+    return seconds
+
+
+def _fits_float32(col: pa.ChunkedArray) -> bool:
+    lo, hi = pc.min_max(col).values()
+    limit = float(np.finfo(np.float32).max)
+    return lo.as_py() is None or (abs(float(lo.as_py())) <= limit and abs(float(hi.as_py())) <= limit)
+
+
+def _in_range(col: pa.ChunkedArray) -> bool:
+    lo, hi = pc.min_max(col).values()
+    return lo.as_py() is None or (_TS_MIN <= lo.as_py() and hi.as_py() <= _TS_MAX)
+
+
 def _validate_ids(arr: pa.Array, name: str, src: str, id_dtype: str | None) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
@@ -346,14 +376,30 @@ def _validate_ids(arr: pa.Array, name: str, src: str, id_dtype: str | None) -> p
         frac = vals != np.floor(vals)
         if frac.any():
             _fail(name, src, "non-integer numeric id(s)", frac, arr, "Ids must be integers or strings.")
-        arr = pa.array(vals.astype(np.int64))
+        # a float cannot say which text it came from ('1.0' and '1' are one number; 9007199254740993 is not one)
+        _fail(
+            name,
+            src,
+            "floating-point id(s)",
+            np.ones(len(vals), dtype=bool),
+            arr,
+            "Ids must be integers or strings: as floats, ids such as '1.0' and '1' merge and integers beyond 2^53 "
+            "change. Cast the column to int64, or read a text file's ids as text (id_dtype='string').",
+        )
     if pa.types.is_integer(arr.type):
+        if pa.types.is_unsigned_integer(arr.type):
+            big = np.asarray(pc.greater(arr, np.iinfo(np.int64).max).to_numpy(zero_copy_only=False))
+            if big.any():
+                _fail(name, src, "id(s) beyond int64", big, arr, "Read the ids as text (id_dtype='string').")
         arr = arr.cast(pa.int64())
     elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
         empty = np.asarray(pc.equal(pc.utf8_trim_whitespace(arr), "").to_numpy(zero_copy_only=False))
         if empty.any():
             _fail(name, src, "empty id(s)", empty, None, "Drop or fill those rows before loading.")
+        nullish = np.asarray(pc.is_in(pc.utf8_trim_whitespace(arr), value_set=_NULL_SPELLINGS).to_numpy(False))
+        if nullish.any():
+            _fail(name, src, "id(s) spelling a missing value", nullish, arr, "Drop or fill those rows before loading.")
     else:
         raise DataValidationError(f"{_describe(name, src)} has type {arr.type}; ids must be integers or strings.")
     if id_dtype == "string" and pa.types.is_integer(arr.type):
@@ -384,10 +430,16 @@ def _validate_rating(arr: pa.Array, src: str) -> pa.Array:
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type)):
         raise DataValidationError(f"{_describe(name, src)} has type {arr.type}; ratings must be numeric.")
     out = pc.cast(arr, pa.float32(), safe=False)
-    if pa.types.is_floating(arr.type):
-        inf = np.isinf(out.to_numpy(zero_copy_only=False))
-        if inf.any():
-            _fail(name, src, "infinite rating(s)", inf, arr, "Ratings must be finite numbers.")
+    inf = np.isinf(out.to_numpy(zero_copy_only=False))
+    if inf.any():
+        _fail(
+            name,
+            src,
+            "infinite rating(s) (or beyond float32, about 3.4e38)",
+            inf,
+            arr,
+            "Ratings must be finite numbers; rescale them.",
+        )
     return out
 
 
@@ -405,13 +457,18 @@ def _validate_timestamp(arr: pa.Array, src: str, unit: str, fmt: str | None) -> 
         _fail(name, src, "missing/NaN timestamp(s)", missing, None, "Drop those rows or fill the timestamps.")
     t = arr.type
     if pa.types.is_integer(t):
-        return pa.array(arr.cast(pa.int64()).to_numpy(zero_copy_only=False) // _UNIT[unit])
+        if pa.types.is_unsigned_integer(t):
+            arr = pa.array(np.minimum(arr.to_numpy(zero_copy_only=False), np.uint64(_TS_MAX * 10**9)).astype(np.int64))
+        secs = arr.cast(pa.int64()).to_numpy(zero_copy_only=False) // _UNIT[unit]
+        return pa.array(_check_seconds(secs, src, arr, unit))
     if pa.types.is_floating(t):
         vals = arr.to_numpy(zero_copy_only=False)
         inf = np.isinf(vals)
         if inf.any():
             _fail(name, src, "infinite timestamp(s)", inf, arr, "Timestamps must be finite numbers.")
-        return pa.array(np.floor(vals / _UNIT[unit]).astype(np.int64))
+        secs = np.floor(vals / _UNIT[unit])
+        _check_seconds(secs, src, arr, unit)  # before the cast: 1e20 must not become INT64_MIN
+        return pa.array(secs.astype(np.int64))
     if pa.types.is_timestamp(t):
         return pa.array(arr.cast(pa.int64()).to_numpy(zero_copy_only=False) // _UNIT[t.unit])
     if pa.types.is_date32(t):
@@ -428,7 +485,8 @@ def _validate_timestamp(arr: pa.Array, src: str, unit: str, fmt: str | None) -> 
 def _parse_timestamp_strings(arr: pa.Array, src: str, unit: str, fmt: str | None) -> pa.Array:
     if fmt is None:
         try:  # numbers stored as text
-            return pa.array(arr.cast(pa.int64()).to_numpy(zero_copy_only=False) // _UNIT[unit])
+            secs = arr.cast(pa.int64()).to_numpy(zero_copy_only=False) // _UNIT[unit]
+            return pa.array(_check_seconds(secs, src, arr, unit))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     import pandas as pd
@@ -443,10 +501,12 @@ def _parse_timestamp_strings(arr: pa.Array, src: str, unit: str, fmt: str | None
             "unparsable timestamp(s)",
             bad,
             arr,
-            "Use integer seconds or ISO 8601 strings (e.g. '2020-01-31T12:00:00Z'), or pass timestamp_format= "
-            "(a strftime pattern). Naive datetimes are read as UTC.",
+            "Use integer seconds or ISO 8601 strings (e.g. '2020-01-31T12:00:00Z') of the years 1677-2262, or pass "
+            "timestamp_format= (a strftime pattern). Naive datetimes are read as UTC.",
         )
-    return pa.array(parsed.to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000_000)
+    # seconds in the parsed unit, not through datetime64[ns] (which wraps dates outside 1677-2262 silently)
+    naive = parsed.dt.tz_convert(None).to_numpy()
+    return pa.array(_check_seconds(naive.astype("datetime64[s]").astype(np.int64), src, arr, unit))
 
 
 # ------------------------------------------------------------------------------------------------ duplicates
@@ -670,6 +730,7 @@ def load_interactions(
         encoding=encoding,
         select=select,
         load_kwargs=load_kwargs,
+        column_types=_text_id_columns(columns) if id_dtype == "string" else None,
     )
     table = validate_interactions(
         table,
@@ -681,6 +742,13 @@ def load_interactions(
         source_name=str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__,
     )
     return table if as_table else _to_dataset(table)
+
+
+def _text_id_columns(columns: Mapping[str, str | None] | None) -> dict[str, Any]:
+    """Read every possible id column of a text file as text, so that ids keep their exact spelling."""
+    names = [*COLUMN_ALIASES["user_id"], *COLUMN_ALIASES["item_id"]]
+    names += [(columns or {}).get(k) for k in ("user_id", "item_id")]
+    return {n: pa.string() for n in names if n}
 
 
 def validate_interactions(
@@ -703,19 +771,19 @@ def validate_interactions(
     out: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in ("user_id", "item_id"):
         col = table.column(mapping[name])
-        if pa.types.is_integer(col.type) and col.null_count == 0 and id_dtype != "string":
+        if pa.types.is_signed_integer(col.type) and col.null_count == 0 and id_dtype != "string":
             out[name] = col.cast(pa.int64())  # fast path: nothing to check, no copy
         else:
             out[name] = _validate_ids(col.combine_chunks(), name, mapping[name], id_dtype)
     if "rating" in mapping:
         col = table.column(mapping["rating"])
-        if _clean_numbers(col):
+        if _clean_numbers(col) and _fits_float32(col):
             out["rating"] = col.cast(pa.float32())
         else:
             out["rating"] = _validate_rating(col.combine_chunks(), mapping["rating"])
     if "timestamp" in mapping:
         col = table.column(mapping["timestamp"])
-        if pa.types.is_integer(col.type) and col.null_count == 0 and timestamp_unit == "s":
+        if pa.types.is_signed_integer(col.type) and col.null_count == 0 and timestamp_unit == "s" and _in_range(col):
             out["timestamp"] = col.cast(pa.int64())
         else:
             col = col.combine_chunks()

@@ -33,12 +33,18 @@ def _as_arrow(values: Any) -> pa.Array:
     if not isinstance(values, pa.Array):
         arr = np.asarray(values)
         if arr.dtype.kind in "iu":
+            if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+                raise ValueError("Ids beyond int64 (2^63 - 1) are not supported as integers; pass them as str.")
             values = pa.array(arr.astype(np.int64, copy=False))
         elif arr.dtype.kind in "OUS":
             values = pa.array(arr.astype(str) if arr.dtype.kind != "O" else list(arr))
         elif arr.dtype.kind == "f":
             if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
                 raise ValueError("Float ids must be whole numbers without NaN; cast them to int or str first.")
+            if arr.size and np.abs(arr).max() > 2**53:
+                raise ValueError(
+                    "Float ids beyond 2^53 are not exact (9007199254740993 reads as ...992); pass them as int or str."
+                )
             values = pa.array(arr.astype(np.int64))
         else:
             raise TypeError(f"Ids must be integers or strings, got numpy dtype {arr.dtype}.")

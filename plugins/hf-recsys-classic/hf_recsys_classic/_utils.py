@@ -153,6 +153,8 @@ def knn_prune(
 def neighbours_to_csr(idx: torch.Tensor, val: torch.Tensor, n_cols: int) -> sp.csr_matrix:
     """``(n, k)`` neighbour lists as an ``(n, n_cols)`` CSR matrix (zero-valued slots dropped)."""
     n, k = idx.shape
+    if k == 0:  # one item (or one user): nobody has a neighbour
+        return sp.csr_matrix((n, n_cols), dtype=np.float32)
     m = sp.csr_matrix(
         (val.detach().numpy().ravel(), idx.numpy().ravel(), np.arange(0, n * k + 1, k)), shape=(n, n_cols)
     )
