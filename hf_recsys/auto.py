@@ -10,12 +10,14 @@ from transformers import PreTrainedConfig
 from .configuration_utils import RecConfig
 from .modeling_utils import RecPreTrainedModel
 from .registry import get_model_spec
+from .serialization import recover_if_interrupted
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 def _model_type_of(path: str | os.PathLike, kwargs: dict) -> str:
     hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+    recover_if_interrupted(path, hub.get("subfolder"))  # a save killed in this folder is finished or undone first
     config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
     model_type = config_dict.get("model_type")
     if not model_type:

@@ -32,6 +32,7 @@ from .serialization import (
     MANIFEST_KEY,
     IncompleteCheckpointError,
     UnsafeCheckpointError,
+    recover_if_interrupted,
     verify_checkpoint,
     write_config_manifest,
 )
@@ -108,6 +109,7 @@ def load_model(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
 
     path = str(pretrained_model_name_or_path)
     hub = _pin_revision(path, {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
+    recover_if_interrupted(path, hub.get("subfolder"))
     config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
     if not config_dict.get("model_type"):
         raise ValueError(f"{path}: config.json has no 'model_type'; it was not saved by hf-recsys or transformers.")

@@ -36,7 +36,7 @@ from .serialization import (
     MANIFEST_KEY,
     atomic_save_dir,
     fetch_file,
-    recover_save,
+    recover_if_interrupted,
     verify_checkpoint,
     verify_config_manifest,
     write_config_manifest,
@@ -468,9 +468,7 @@ class RecPreTrainedModel(PreTrainedModel):
         """
         path = str(pretrained_model_name_or_path)
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
-        local = os.path.join(path, hub.get("subfolder") or "")
-        if os.path.isdir(local):
-            recover_save(local)
+        recover_if_interrupted(path, hub.get("subfolder"))
         verify_checkpoint(path, **hub)  # before any weights are read
         model = cls._load_weights(path, *args, **kwargs)
         model.config.__dict__.pop(MANIFEST_KEY, None)

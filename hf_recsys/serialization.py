@@ -292,6 +292,19 @@ def _model_entries(target: Path) -> set[str]:
     return names
 
 
+def interrupted_save(target: str | os.PathLike) -> bool:
+    """Whether a save of ``target`` was interrupted (its staging or old folder is still there)."""
+    new, old = _staging(Path(os.path.abspath(target)))
+    return new.is_dir() or old.is_dir()
+
+
+def recover_if_interrupted(path: str | os.PathLike, subfolder: str | None = None) -> None:
+    """Before loading a local folder: finish or undo a save of it that was interrupted (:func:`recover_save`)."""
+    local = os.path.join(str(path), subfolder or "")
+    if os.path.isdir(local) or interrupted_save(local):
+        recover_save(local)
+
+
 def recover_save(target: str | os.PathLike) -> None:
     """Finish or undo a save of ``target`` that was interrupted (killed process, power loss).
 
@@ -456,7 +469,9 @@ __all__ = [
     "file_entry",
     "fsync_dir",
     "fsync_tree",
+    "interrupted_save",
     "prepare_staging",
+    "recover_if_interrupted",
     "recover_save",
     "safe_member",
     "sha256_file",
