@@ -71,6 +71,9 @@ def run_killed_at(k: int, action) -> int:
         try:
             action()
         except BaseException:
+            import traceback
+
+            traceback.print_exc()  # shown by pytest with the failing status
             os._exit(3)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -161,3 +164,67 @@ def test_disk_full_save_leaves_the_old_model_and_a_clear_error(models, tmp_path,
     assert msg.startswith("SaveError") and "was left as it was" in msg, msg
     assert which(folder, models) == "old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.")]
+
+
+# ---------------------------------------------------------------------------------------------- push
+@pytest.fixture(scope="module")
+def hub():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+    from hub_server import serve
+
+    server, state = serve()
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+    server.server_close()
+
+
+def _push_from_child(endpoint: str, model, repo_id: str):
+    def push():
+        from huggingface_hub import constants
+
+        constants.ENDPOINT = endpoint  # the child talks to the local test server
+        constants.HF_HUB_DISABLE_XET = True
+        constants.HF_HUB_OFFLINE = False  # the test process is offline; the child may reach 127.0.0.1 only
+        model.push_to_hub(repo_id, token="hf_test_token")
+
+    return push
+
+
+def _published(state, repo_id: str) -> str:
+    """``"old"``/``"new"``: what the repo's main branch holds, after checking it against its own manifest."""
+    import hashlib
+    import json
+
+    repo = state.repos[("model", repo_id)]
+    files = repo.commits[repo.refs["main"]]
+    config = json.loads(files["config.json"])
+    for name, meta in config["hf_recsys_files"].items():
+        assert hashlib.sha256(files[name]).hexdigest() == meta["sha256"], f"{name} does not match the manifest"
+    return {40: "old", 30: "new"}[config["num_users"]]
+
+
+def test_push_killed_at_every_step_publishes_old_or_new(models, hub):
+    from huggingface_hub.utils._http import get_session
+
+    client = type(get_session())  # huggingface_hub's HTTP client class
+    endpoint, state = hub
+    repo_id = "org/killed-push"
+    assert run_killed_at(10**9, _push_from_child(endpoint, models["old"], repo_id)) == 0
+    assert _published(state, repo_id) == "old"
+    send = client.send
+    seen = []
+    try:
+
+        def counted_send(self, *args, **kwargs):  # network calls count as steps too (patched before the fork)
+            builtins.open(os.devnull).close()  # one counted call, so a kill can land before each request
+            return send(self, *args, **kwargs)
+
+        client.send = counted_send
+        for k in range(1, MAX_STEPS):
+            status = run_killed_at(k, _push_from_child(endpoint, models["new"], repo_id))
+            seen.append(_published(state, repo_id))
+            if status == 0:
+                break
+    finally:
+        client.send = send
+    assert seen[0] == "old" and seen[-1] == "new" and len(seen) > 5, seen
