@@ -80,6 +80,28 @@ def run_killed_at(k: int, action) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def with_file_size_limit(limit: int, action) -> str:
+    """Run ``action()`` in a forked child under ``RLIMIT_FSIZE = limit`` bytes (a full disk); returns ``"done"`` or
+    ``"<ExceptionType>: <message>"`` of what it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        try:
+            action()
+            msg = "done"
+        except BaseException as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+        os.write(write, msg.encode()[:4000])
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        return f.read()
+
+
 def test_save_pretrained_killed_at_every_step_leaves_old_or_new(models, tmp_path):
     base = tmp_path / "base"
     models["old"].save_pretrained(base)
@@ -144,23 +166,7 @@ def test_disk_full_save_leaves_the_old_model_and_a_clear_error(models, tmp_path,
     limit = int(max(p.stat().st_size for p in scratch.iterdir()) * fraction)  # the biggest file does not fit
     folder = tmp_path / "model"
     models["old"].save_pretrained(folder)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        try:
-            models["new"].save_pretrained(folder)
-            msg = "saved"
-        except OSError as exc:
-            msg = f"{type(exc).__name__}: {exc}"
-        os.write(write, msg.encode()[:4000])
-        os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as f:
-        msg = f.read()
+    msg = with_file_size_limit(limit, lambda: models["new"].save_pretrained(folder))
     assert msg.startswith("SaveError") and "was left as it was" in msg, msg
     assert which(folder, models) == "old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.")]

@@ -210,31 +210,14 @@ def test_defect9_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint
 
 # ---------------------------------------------------------------------------------------------- raw tracebacks
 def test_a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_checkpoint(train_log, tmp_path):
-    import resource
-    import signal
+    from test_fault_injection import with_file_size_limit
 
     out = tmp_path / "run"
     trainer = make_trainer(train_log, out, max_steps=2, save_strategy="no")
     trainer.train()
     first = trainer.save_checkpoint()
     trainer.state.global_step += 1
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child writes the next checkpoint with a 1 kB file-size limit
-        os.close(read)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
-        try:
-            trainer.save_checkpoint()
-            msg = "saved"
-        except BaseException as exc:
-            msg = f"{type(exc).__name__}: {exc}"
-        os.write(write, msg.encode()[:4000])
-        os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as f:
-        msg = f.read()
+    msg = with_file_size_limit(1024, trainer.save_checkpoint)  # the next checkpoint, under a 1 kB file limit
     assert msg.startswith("SaveError") and "earlier checkpoints are unchanged" in msg, msg
     assert latest_checkpoint(out) == first and steps_in(out) == [2]
     assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint")]
