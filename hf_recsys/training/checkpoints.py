@@ -129,7 +129,10 @@ def recover_checkpoints(output_dir: str | os.PathLike) -> None:
     for p in list(output_dir.iterdir()):
         m = re.fullmatch(r"\.(.+)\.hfrs-(new|old)", p.name)
         if m:
-            recover_save(output_dir / m.group(1))
+            try:
+                recover_save(output_dir / m.group(1))
+            except FileNotFoundError:  # another process of the run recovered it first
+                pass
             continue
         m = re.fullmatch(r"\.(tmp|old)-(.+)", p.name)
         final = output_dir / m.group(2) if m else None
@@ -139,7 +142,10 @@ def recover_checkpoints(output_dir: str | os.PathLike) -> None:
             except IncompleteTrainerCheckpointError:
                 continue
             logger.warning("Restoring %s from the complete copy %s (a write was interrupted).", final, p)
-            os.replace(p, final)
+            try:
+                os.replace(p, final)
+            except FileNotFoundError:  # another process of the run restored it first
+                pass
 
 
 def write_atomically(
@@ -331,13 +337,13 @@ class NonFiniteLossGuard:
         """
         if self.first_bad is None:
             return
-        bad = self.first_bad
-        if accelerator.num_processes > 1:
-            bad = accelerator.reduce(torch.where(bad < 0, torch.full_like(bad, 2**62), bad), reduction="min")
-            bad = torch.where(bad == 2**62, torch.full_like(bad, -1), bad)
-        step = int(bad.item())
-        if step < 0:
+        steps = self.first_bad.reshape(1)
+        if accelerator.num_processes > 1:  # every process takes part, so that all of them stop together
+            steps = accelerator.gather(steps)
+        steps = steps[steps >= 0]
+        if len(steps) == 0:
             return
+        step = int(steps.min().item())
         last = latest_checkpoint(output_dir) if output_dir is not None else None
         raise FloatingPointError(
             f"Training loss became NaN or infinite at step {step}: lower the learning rate, check the data (extreme "

@@ -207,7 +207,7 @@ def test_no_import_cycle_between_modeling_utils_hub_and_auto():
         assert not imported & {"auto", "modeling_utils"}, (module.__name__, imported)
 
 
-def test_edited_card_and_pushed_folder_write_the_manifest_once(old_and_new, tmp_path):
+def test_save_for_hub_writes_the_manifest_once_without_the_card(old_and_new, tmp_path):
     from hf_recsys.hub import save_for_hub
 
     save_for_hub(old_and_new[0], tmp_path, repo_id="org/x")
