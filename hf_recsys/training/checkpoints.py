@@ -49,6 +49,7 @@ MODEL_STATE_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 BEST_DIR = "best"
+BEST_FILE = "best.json"
 LOCK_FILE = ".hf-recsys-train.lock"
 #: Training options a resume must not change silently (they change the result of the resumed run).
 RESUME_CHECKED_OPTIONS = (
@@ -78,6 +79,22 @@ def checkpoint_manifest(folder: Path) -> dict[str, Any]:
 def checkpoint_step(path: str | os.PathLike) -> int | None:
     m = re.fullmatch(CHECKPOINT_PREFIX + r"(\d+)", Path(path).name)
     return int(m.group(1)) if m else None
+
+
+def verify_best(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``best.json`` of a ``best/`` folder after checking the files it lists (size and sha256).
+
+    Raises:
+        IncompleteTrainerCheckpointError: ``best.json`` is missing or unreadable, or a listed file differs.
+    """
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / BEST_FILE).read_text(encoding="utf-8"))
+        if "files" in meta:
+            verify_manifest(folder, meta["files"])
+    except (OSError, ValueError, AttributeError) as exc:
+        raise IncompleteTrainerCheckpointError(f"{folder} is not a complete best model: {exc}") from None
+    return meta
 
 
 def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
@@ -355,6 +372,7 @@ class NonFiniteLossGuard:
 __all__ = [
     "ABANDONED_PREFIX",
     "BEST_DIR",
+    "BEST_FILE",
     "CHECKPOINT_PREFIX",
     "MODEL_STATE_FILE",
     "OPTIMIZER_FILE",
@@ -376,6 +394,7 @@ __all__ = [
     "rotate_checkpoints",
     "set_aside_newer_checkpoints",
     "sha256_file",
+    "verify_best",
     "verify_trainer_checkpoint",
     "write_atomically",
 ]

@@ -43,6 +43,7 @@ from ..data.views import Interactions
 from .arguments import RecTrainingArguments
 from .checkpoints import (
     BEST_DIR,
+    BEST_FILE,
     CHECKPOINT_PREFIX,
     MODEL_STATE_FILE,
     OPTIMIZER_FILE,
@@ -57,6 +58,7 @@ from .checkpoints import (
     latest_checkpoint,
     rotate_checkpoints,
     set_aside_newer_checkpoints,
+    verify_best,
     verify_trainer_checkpoint,
     write_atomically,
 )
@@ -630,10 +632,10 @@ class RecTrainer:
         def write(tmp: Path) -> None:
             save_model(self.unwrapped, str(tmp / MODEL_STATE_FILE))
             meta = {"step": self.state.global_step, "metric": self.args.metric_for_best_model}
-            meta["value"] = self.state.best_metric
-            (tmp / "best.json").write_text(json.dumps(meta), encoding="utf-8")
+            meta["value"], meta["files"] = self.state.best_metric, checkpoint_manifest(tmp)
+            (tmp / BEST_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
-        write_atomically(self.accelerator, self.output_dir / BEST_DIR, write)
+        write_atomically(self.accelerator, self.output_dir / BEST_DIR, write, verify=verify_best)
 
     def close(self) -> None:
         """Leave the process group cleanly; call it at the end of a multi-process script (``hf-recsys train`` does).
@@ -662,6 +664,7 @@ class RecTrainer:
         path = self.output_dir / BEST_DIR / MODEL_STATE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"The best model of step {self.state.best_step} was not found at {path}.")
+        verify_best(path.parent)  # before reading it
         load_model(self.unwrapped, str(path))  # read on the CPU, copied into the parameters
         logger.info(
             "loaded the best model: step %s, %s = %.5f",

@@ -221,3 +221,20 @@ def test_a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_che
     assert msg.startswith("SaveError") and "earlier checkpoints are unchanged" in msg, msg
     assert latest_checkpoint(out) == first and steps_in(out) == [2]
     assert not [p for p in out.iterdir() if p.name.startswith(".checkpoint")]
+
+
+def test_the_best_model_is_written_atomically_and_verified_before_it_is_read(train_log, tmp_path):
+    from hf_recsys.training.checkpoints import IncompleteTrainerCheckpointError, verify_best
+
+    trainer = make_trainer(train_log, tmp_path / "run", max_steps=2, save_strategy="no")
+    trainer.train()
+    trainer.state.best_metric, trainer.state.best_step = 0.5, 2
+    trainer._save_best()
+    best = tmp_path / "run" / "best"
+    assert set(verify_best(best)["files"]) == {"model.safetensors"}
+    trainer._load_best()
+    with open(best / "model.safetensors", "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\x00\x00\x80\x7f")  # the last weight becomes +inf: same size, other content
+    with pytest.raises(IncompleteTrainerCheckpointError, match="changed: model.safetensors"):
+        trainer._load_best()
