@@ -350,10 +350,17 @@ def check_writable_target(target: str | os.PathLike) -> Path:
     Raises:
         UnsafeCheckpointError: ``config.json`` (or the folder's model files) is a symbolic link.
         NotADirectoryError: the target exists and is not a folder.
+        ValueError: the target is the current working directory or one of its parents.
     """
     target = Path(os.path.abspath(target))
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"Cannot save to {target}: it exists and is not a folder.")
+    cwd = os.path.realpath(os.getcwd())
+    if target.is_dir() and os.path.commonpath([cwd, os.path.realpath(target)]) == os.path.realpath(target):
+        raise ValueError(
+            f"Cannot save to {target}: it is (or holds) the current working directory, which an atomic save would "
+            "swap away. Save to a sub-folder, e.g. save_pretrained('model')."
+        )
     if target.is_dir():
         links = [n for n in _model_entries(target) if (target / n).is_symlink()]
         if links:

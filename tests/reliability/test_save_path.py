@@ -145,6 +145,14 @@ def test_defect12_save_does_not_follow_a_symlinked_config(old_and_new, tmp_path)
     assert victim.read_text() == '{"precious": true}'
 
 
+def test_saving_into_the_working_directory_is_refused(old_and_new, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="current working directory"):
+        old_and_new[0].save_pretrained(".")
+    old_and_new[0].save_pretrained("model")  # a sub-folder is fine
+    assert same_model(AutoModelForRecommendation.from_pretrained("model"), old_and_new[0])
+
+
 # ---------------------------------------------------------------------------------------------- defect 13
 def test_defect13_manifest_is_verified_before_the_weights_are_read(old_and_new, tmp_path):
     folder = tmp_path / "model"
