@@ -140,3 +140,22 @@ def test_save_load_round_trip_keeps_every_recommendation(log):
 def test_empty_log_is_a_clear_error():
     with pytest.raises(DataValidationError, match="no rows"):
         load_interactions(pd.DataFrame({"user_id": [], "item_id": []}))
+
+
+@FUZZ
+@given(
+    st.lists(st.sampled_from(["..", ".", "a", "b.json", "", "/", "\\", "~", "C:", "x\x00"]), min_size=1, max_size=5)
+)
+def test_manifest_names_never_leave_the_folder(parts):
+    import os
+
+    from hf_recsys.serialization import UnsafeCheckpointError, safe_member
+
+    name = "/".join(parts)
+    root = "/srv/model"
+    try:
+        safe_member(root, name)
+    except UnsafeCheckpointError:
+        return
+    resolved = os.path.normpath(os.path.join(root, name))
+    assert os.path.commonpath([resolved, root]) == root and resolved != root, name
