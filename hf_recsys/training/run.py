@@ -99,11 +99,13 @@ def build_model(model_args: ModelArguments, train: Any, seed: int):
     from accelerate.utils import set_seed
 
     from ..auto import AutoModelForRecommendation
+    from ..configuration_utils import check_config_kwargs
     from ..data import build_vocabs
 
     set_seed(seed)  # the same initial weights on every process
     if model_args.model_name_or_path is not None:
         model = AutoModelForRecommendation.from_pretrained(model_args.model_name_or_path)
+        check_config_kwargs(type(model.config), model_args.model_config)
         for key, value in model_args.model_config.items():
             setattr(model.config, key, value)
         return model
