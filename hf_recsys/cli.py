@@ -524,16 +524,26 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def _train_logging(verbose: bool) -> None:
+    """Log once: the main process logs the training's INFO lines, the others only errors (under torchrun or
+    ``accelerate launch`` every process runs this command)."""
+    main_process = os.environ.get("RANK", "0") == "0"
+    level = (logging.INFO if verbose else logging.WARNING) if main_process else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hf_recsys.training").setLevel(logging.INFO if main_process else logging.ERROR)
+    if not main_process:
+        logging.getLogger("hf_recsys").setLevel(logging.ERROR)
+        for name in ("transformers", "datasets", "accelerate"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = False
     while argv and argv[0] in ("-v", "--verbose"):
         verbose, argv = True, argv[1:]
     if argv and argv[0] == "train":
-        logging.basicConfig(
-            level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-        )
-        logging.getLogger("hf_recsys.training").setLevel(logging.INFO)
+        _train_logging(verbose)
         from .training.trainer import TrainingInterrupted
 
         try:

@@ -221,3 +221,101 @@ def test_tensorboard_without_the_package_fails_early(monkeypatch):
     with pytest.raises(ValueError, match=r'pip install "hf-recsys\[train\]"'):
         parse_train_args(["--model_type", "bprmf", "--dataset", "x", "--output_dir", "o", "--report_to",
                           "tensorboard"])
+
+
+# ---------------------------------------------------------------------------------------- 16.6 comparisons
+def test_compare_says_which_model_saw_more_items_and_what_to_do(caplog):
+    from hf_recsys.evaluation import compare, comparison_table, evaluate_model
+    from hf_recsys.testing_utils import tiny_log
+
+    log = tiny_log()
+    test = log.groupby("user_id").tail(1)
+    train = log.drop(test.index)
+    extra = pd.DataFrame({"user_id": [train.user_id.iloc[0]] * 2, "item_id": [10_001, 10_002]})
+    more = pd.concat([train[["user_id", "item_id"]], extra], ignore_index=True)
+    wide = AutoModelForRecommendation.for_model("most_popular").fit(more, show_progress=False)
+    narrow = AutoModelForRecommendation.for_model("most_popular", weighting="users").fit(train, show_progress=False)
+    r_wide, r_narrow = (evaluate_model(m, train, test, show_progress=False) for m in (wide, narrow))
+    with caplog.at_level("WARNING"):
+        compare(r_wide, r_narrow, "ndcg@10")
+    n_wide, n_narrow = wide.config.num_items, narrow.config.num_items
+    assert f"A (most_popular) ranks among {n_wide} items and B (most_popular) among {n_narrow}" in caplog.text
+    assert "Fit both on the same log" in caplog.text
+    table = comparison_table({"pop+val": r_wide, "pop": r_narrow})
+    assert "pop+val (most_popular) ranks among" in table and "Fit both on the same log" in table
+
+
+# ---------------------------------------------------------------------------------------- 16.7 training to follow
+def _train_config(tmp_path, **extra):
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_type": "causal_sequential",
+        "model_config": {"hidden_size": 8, "num_layers": 1, "num_heads": 1, "max_sequence_length": 6},
+        "dataset": "synthetic", "synthetic_users": 60, "synthetic_items": 300, "synthetic_interactions": 700,
+        "per_device_train_batch_size": 16, "learning_rate": 0.01, "disable_tqdm": True, "logging_steps": 1,
+        "output_dir": str(tmp_path / "out"), **extra,
+    }))
+    return str(config)
+
+
+@pytest.mark.slow  # about 9 s
+def test_train_writes_the_epoch_history_a_plot_and_warns_once(tmp_path, caplog, capsys):
+    with caplog.at_level("WARNING"):
+        assert main(["train", _train_config(tmp_path, num_train_epochs=3)]) == 0
+    out = tmp_path / "out"
+    results = json.loads((out / "train_results.json").read_text())
+    history = results["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    for row in history:
+        assert row["loss"] > 0 and row["seconds"] > 0 and 0 <= row["ndcg@10"] <= 1
+    assert results["train_seconds"] >= sum(row["seconds"] for row in history) - 1e-6
+    assert (out / "training_curves.png").stat().st_size > 1000
+    # 300 items, 700 interactions: some validation items are unknown to the model; said once, not every epoch
+    warnings = [r.getMessage() for r in caplog.records if "test (user, item) pairs" in r.getMessage()]
+    assert len(warnings) == len(set(warnings)) >= 1
+    assert "log_history" not in repr(__import__("hf_recsys.training", fromlist=["TrainerState"]).TrainerState())
+
+
+def test_train_seconds_after_a_resume_count_every_epoch(tmp_path):
+    assert main(["train", _train_config(tmp_path, num_train_epochs=2, save_strategy="epoch")]) == 0
+    first = json.loads((tmp_path / "out" / "train_results.json").read_text())
+    config = _train_config(tmp_path, num_train_epochs=3, resume_from_checkpoint="latest")
+    assert main(["train", config]) == 0
+    resumed = json.loads((tmp_path / "out" / "train_results.json").read_text())
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3]
+    assert resumed["train_seconds"] > resumed["train_seconds_this_run"]
+    assert resumed["train_seconds"] >= sum(row["seconds"] for row in first["history"])
+
+
+def test_a_missing_matplotlib_is_a_one_line_warning(tmp_path, monkeypatch, caplog):
+    import builtins
+
+    from hf_recsys.training.history import plot_history
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with caplog.at_level("WARNING"):
+        assert plot_history([{"epoch": 1, "loss": 1.0}], tmp_path / "p.png") is None
+    assert "matplotlib is missing" in caplog.text and not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.slow  # the demo takes 8-25 s
+def test_the_demo_prints_no_weight_progress_bars():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    proc = subprocess.run([sys.executable, str(demo)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "identical recommendations: True" in proc.stdout
+    for bar in ("Writing model shards", "Loading weights"):
+        assert bar not in proc.stderr + proc.stdout

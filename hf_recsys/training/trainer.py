@@ -77,7 +77,7 @@ class TrainerState:
     best_step: int | None = None
     evals_without_improvement: int = 0
     should_stop: bool = False
-    log_history: list[dict[str, Any]] = field(default_factory=list)
+    log_history: list[dict[str, Any]] = field(default_factory=list, repr=False)  # long: kept out of print(state)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainerState:

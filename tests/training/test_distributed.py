@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+pytestmark = pytest.mark.slow  # two-process launches take 8-25 s each: kept out of make test-fast (still in make test)
 
 
 def launch_env() -> dict[str, str]:
