@@ -263,17 +263,22 @@ def _history_items(args: argparse.Namespace, model, catalogue) -> list:
         raise SystemExit("error: --history needs at least one item id (or title, with --catalogue).")
     out = []
     for value in args.history:
-        try:
-            item = _typed_ids([value], model.item_vocab, "item")[0]
-        except SystemExit:
+        item: Any = value
+        if model.item_vocab.dtype == "int64":
+            item = int(value) if value.lstrip("-").isdigit() else None
+        if item is None or (model.item_vocab.dtype != "int64" and catalogue is not None and _unknown(model, item)):
             if catalogue is None:
                 raise SystemExit(
-                    f"error: --history {value!r} is not an item id of this model; give ids, or titles with "
+                    f"error: {value!r} is not an item id of this model; give ids, or titles with "
                     "--catalogue movies.csv."
-                ) from None
-            item = resolve_item(catalogue, value)
+                )
+            item = resolve_item(catalogue, value)  # a value that reads as an id is an id; the others are titles
         out.append(item)
     return out
+
+
+def _unknown(model, item: Any) -> bool:
+    return bool(model.item_vocab.encode([item], unknown="mask")[0] < 0)
 
 
 _CLI_HISTORY_HINT = "Give a new user's items with --history ITEM [ITEM ...] (ids, or titles with --catalogue)."

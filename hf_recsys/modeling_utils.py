@@ -70,6 +70,9 @@ class Recommendations(tuple):
         self.ignored_items = dict(ignored_items or {})
         return self
 
+    def __getnewargs__(self) -> tuple:  # pickle / copy rebuild it with its three parts
+        return (self[0], self[1], self.ignored_items)
+
     @property
     def item_ids(self) -> np.ndarray:
         return self[0]

@@ -118,6 +118,16 @@ def test_unknown_history_items_raise_by_default_and_can_be_ignored(cooc):
     np.testing.assert_array_equal(ids[:1], expected)  # the same as if only the known item had been given
 
 
+def test_the_answer_pickles_and_copies(cooc):
+    import copy
+    import pickle
+
+    recs = cooc.recommend(["new"], k=2, histories={"new": [3, 999]}, ignore_unknown_items=True)
+    for again in (pickle.loads(pickle.dumps(recs)), copy.deepcopy(recs)):
+        np.testing.assert_array_equal(again.item_ids, recs.item_ids)
+        assert again.ignored_items == {"new": [999]} and len(again) == 2
+
+
 def test_a_history_of_only_unknown_items_says_so(cooc):
     with pytest.raises(ValueError, match="after dropping their unknown items"):
         cooc.recommend(["new"], k=2, histories={"new": [998, 999]}, ignore_unknown_items=True)
