@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import tempfile
 
+from transformers.utils import logging as hf_logging
+
 from hf_recsys import AutoModelForRecommendation, list_models
 from hf_recsys.data import generate_interactions, leave_last_out
 from hf_recsys.evaluation import compare, evaluate_model
+
+hf_logging.disable_progress_bar()  # no "Writing model shards" / "Loading weights" bars for a tiny model
 
 # Models the demo fits when their plugin is installed, with small, sensible settings.
 CANDIDATES = {

@@ -53,3 +53,12 @@ __all__ = [
     "plugin_errors",
     "register_model",
 ]
+
+
+def __getattr__(name: str):
+    """``hf_recsys.metrics`` (the ``evaluate`` modules) without a separate ``import hf_recsys.metrics``."""
+    if name == "metrics":
+        import importlib
+
+        return importlib.import_module(".metrics", __name__)
+    raise AttributeError(f"module 'hf_recsys' has no attribute {name!r}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
-from .configuration_utils import RecConfig
+from .configuration_utils import RecConfig, check_config_kwargs
 from .modeling_utils import RecPreTrainedModel
 from .registry import get_model_spec
 from .serialization import recover_if_interrupted
@@ -15,7 +15,44 @@ from .serialization import recover_if_interrupted
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
+def check_model_path(path: str | os.PathLike) -> None:
+    """Refuse at once a model path that is neither a local folder nor a possible Hub repo id.
+
+    A Hub repo id has the form ``org/name``. A path that looks local (absolute, ``./``, ``~``, a trailing slash,
+    more than one ``/``, or whose first part is a local folder, like ``runs/bprmf`` beside ``runs/``) is never sent
+    to the Hub, where it would fail with an unrelated repo-id message or after a long network wait.
+
+    Raises:
+        FileNotFoundError: naming the path and why it is not a Hub repo id either.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    text = os.fspath(path)
+    if os.path.isdir(text):
+        return
+    if os.path.isfile(text):
+        raise FileNotFoundError(f"{text} is a file: give the folder that holds config.json and the weights.")
+    first = text.split("/")[0]
+    looks_local = (
+        os.path.isabs(text)
+        or text.startswith((".", "~"))
+        or text.endswith(("/", os.sep))
+        or text.count("/") > 1
+        or ("/" in text and os.path.isdir(first))
+    )
+    try:
+        validate_repo_id(text)
+        valid = "/" in text  # hf-recsys models live in org/name repos (no canonical single-name models)
+    except HFValidationError:
+        valid = False
+    if looks_local or not valid:
+        why = "it looks like a local path" if looks_local else "a Hub repo id has the form org/name"
+        raise FileNotFoundError(f"No such local model folder or Hub repo: {text} ({why}; nothing was downloaded).")
+
+
 def _model_type_of(path: str | os.PathLike, kwargs: dict) -> str:
+    check_model_path(path)
     hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
     recover_if_interrupted(path, hub.get("subfolder"))  # a save killed in this folder is finished or undone first
     config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
@@ -41,8 +78,14 @@ class AutoRecConfig:
 
     @classmethod
     def for_model(cls, model_type: str, **kwargs: Any) -> RecConfig:
-        """A fresh config of the registered model ``model_type``, with ``kwargs`` as options."""
-        return get_model_spec(model_type).config_class(**kwargs)
+        """A fresh config of the registered model ``model_type``, with ``kwargs`` as options.
+
+        Raises:
+            ValueError: for an option the config does not take (with a did-you-mean suggestion).
+        """
+        config_class = get_model_spec(model_type).config_class
+        check_config_kwargs(config_class, kwargs)
+        return config_class(**kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> RecConfig:
@@ -73,8 +116,13 @@ class AutoModelForRecommendation:
 
     @classmethod
     def for_model(cls, model_type: str, **config_kwargs: Any) -> RecPreTrainedModel:
-        """A fresh model of type ``model_type`` with a config built from ``config_kwargs``."""
+        """A fresh model of type ``model_type`` with a config built from ``config_kwargs``.
+
+        Raises:
+            ValueError: for an option the config does not take (with a did-you-mean suggestion).
+        """
         spec = get_model_spec(model_type)
+        check_config_kwargs(spec.config_class, config_kwargs)
         return spec.model_class(spec.config_class(**config_kwargs))
 
     @classmethod
@@ -84,4 +132,4 @@ class AutoModelForRecommendation:
         return spec.model_class.from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
-__all__ = ["AutoModelForRecommendation", "AutoRecConfig"]
+__all__ = ["AutoModelForRecommendation", "AutoRecConfig", "check_model_path"]

@@ -1,4 +1,5 @@
-"""The ``hf-recsys`` command line: plugins, data inspect|split, fit, evaluate, recommend, push.
+"""The ``hf-recsys`` command line: plugins, models list|describe, data inspect|split, fit, train, evaluate,
+recommend, similar, push.
 
 Run ``hf-recsys --help`` or ``python -m hf_recsys.cli --help``.
 """
@@ -73,6 +74,30 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_describe(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from .configuration_utils import config_options
+    from .registry import get_model_spec
+
+    spec = get_model_spec(args.model_type)
+    model_class, config_class = spec.model_class, spec.config_class
+    print(f"{args.model_type}: {model_class.__module__}.{model_class.__name__} (config {config_class.__name__})")
+    summary = (model_class.__doc__ or "").strip().split("\n\n")[0]
+    if summary:
+        print(textwrap.fill(" ".join(summary.split()), 116, initial_indent="  ", subsequent_indent="  "))
+    how = "hf-recsys train (gradient descent)" if model_class.trainable else "hf-recsys fit (solver / counting)"
+    print(f"  trained with: {how}; histories for new users: {'yes' if model_class.supports_history else 'no'}\n")
+    print("options (`--set name=value` for fit, `--model_config name=value` for train):")
+    for opt in config_options(config_class).values():
+        if opt.defined_in == "RecConfig":
+            continue  # sizes and recorded facts, filled by fit
+        print(f"  {opt.name}: {opt.type or '?'} = {opt.default!r}")
+        if opt.doc:
+            print(textwrap.fill(opt.doc, 116, initial_indent="      ", subsequent_indent="      "))
+    return 0
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -132,6 +157,9 @@ def _config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+_FIT_SHOWN = ("epochs", "batch_size", "learning_rate", "max_steps")
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .auto import AutoModelForRecommendation
 
@@ -139,7 +167,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .hub import record_dataset
 
     train = _load(args.train, args)
-    model.fit(train)
+    fit_kwargs = {k: _parse_value(v) for k, v in _parse_mapping(args.fit_args, "--fit-args").items()}
+    if model.trainable:
+        import inspect
+
+        params = inspect.signature(model._fit).parameters
+        unknown = sorted(set(fit_kwargs) - set(params))
+        if unknown:
+            raise ValueError(f"--fit-args: {type(model).__name__}.fit takes no {', '.join(unknown)}.")
+        shown = {n: fit_kwargs.get(n, p.default) for n, p in params.items() if n in _FIT_SHOWN}
+        print(
+            f"{args.model_type} is trained by gradient descent: fit() runs its own loop with "
+            f"{', '.join(f'{k}={v}' for k, v in shown.items())} (change with --fit-args epochs=5 ...); "
+            "`hf-recsys train` adds validation, early stopping, checkpoints and several processes.",
+            file=sys.stderr,
+        )
+    model.fit(train, **fit_kwargs)
     record_dataset(model, train, name=args.dataset_name or os.path.basename(args.train), source=args.train)
     model.save_pretrained(args.output)
     print(
@@ -150,8 +193,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _load_model(path: str, revision: str | None = None):
+    from .auto import check_model_path
     from .hub import load_model
 
+    check_model_path(path)
     return load_model(path, **({"revision": revision} if revision else {}))
 
 
@@ -175,7 +220,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _typed_ids(values: Sequence[str], vocab, what: str) -> list:
+    """Command-line ids arrive as text: integers when the model's ids are."""
+    if vocab.dtype != "int64":
+        return list(values)
+    try:
+        return [int(v) for v in values]
+    except ValueError as exc:
+        raise SystemExit(f"error: this model's {what} ids are integers: {exc}") from None
+
+
 def _read_user_list(args: argparse.Namespace, model) -> list:
+    if args.users is not None and not args.users:
+        raise SystemExit("error: --users needs at least one user id (leave it out to recommend for every user).")
+    if args.history is not None:  # one user unseen in training: --users names them (default "new-user")
+        if args.users_file or (args.users and len(args.users) > 1):
+            raise SystemExit("error: --history describes one user: give at most one --users id with it.")
+        return [args.users[0] if args.users else "new-user"]
     if args.users:
         users: list = list(args.users)
     elif args.users_file:
@@ -183,48 +244,137 @@ def _read_user_list(args: argparse.Namespace, model) -> list:
             users = [line.strip() for line in f if line.strip()]
     else:
         return model.user_vocab.ids.tolist()
-    if model.user_vocab.dtype == "int64":  # command-line ids arrive as text
-        try:
-            users = [int(u) for u in users]
-        except ValueError as exc:
-            raise SystemExit(f"error: this model's user ids are integers: {exc}") from None
-    return users
+    return _typed_ids(users, model.user_vocab, "user")
+
+
+def _read_catalogue(path: str | None):
+    if not path:
+        return None
+    from .data import load_items
+
+    return load_items(path)
+
+
+def _history_items(args: argparse.Namespace, model, catalogue) -> list:
+    """``--history`` values as item ids: ids the model knows, or titles found in ``--catalogue``."""
+    from .data import resolve_item
+
+    if not args.history:
+        raise SystemExit("error: --history needs at least one item id (or title, with --catalogue).")
+    out = []
+    for value in args.history:
+        item: Any = value
+        if model.item_vocab.dtype == "int64":
+            item = int(value) if value.lstrip("-").isdigit() else None
+        if item is None or (model.item_vocab.dtype != "int64" and catalogue is not None and _unknown(model, item)):
+            if catalogue is None:
+                raise SystemExit(
+                    f"error: {value!r} is not an item id of this model; give ids, or titles with "
+                    "--catalogue movies.csv."
+                )
+            item = resolve_item(catalogue, value)  # a value that reads as an id is an id; the others are titles
+        out.append(item)
+    return out
+
+
+def _unknown(model, item: Any) -> bool:
+    return bool(model.item_vocab.encode([item], unknown="mask")[0] < 0)
+
+
+_CLI_HISTORY_HINT = "Give a new user's items with --history ITEM [ITEM ...] (ids, or titles with --catalogue)."
+
+
+def _recommendation_table(users: list, ids, scores, catalogue_lookup: dict | None):
+    """Rows ``user_id, item_id, rank, score`` (+ catalogue title); ``-inf`` filler rows are dropped."""
+    import numpy as np
+    import pyarrow as pa
+
+    keep = np.isfinite(scores)
+    counts = keep.sum(axis=1)
+    ranks = np.tile(np.arange(1, ids.shape[1] + 1, dtype=np.int32), len(users)).reshape(ids.shape)
+    columns = {
+        "user_id": pa.array(np.repeat(np.asarray(users, dtype=object), counts).tolist()),
+        "item_id": pa.array(ids[keep].tolist()),
+        "rank": pa.array(ranks[keep]),
+        "score": pa.array(scores[keep]),
+    }
+    if catalogue_lookup is not None:
+        columns["title"] = pa.array([catalogue_lookup.get(i, {}).get("title") for i in ids[keep].tolist()])
+    return pa.table(columns), int((counts < ids.shape[1]).sum())
+
+
+def _write_table(table, output: str | None, what: str) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if output is None:
+        print(table.to_pandas().to_string(index=False))
+    elif output.endswith(".csv"):
+        pacsv.write_csv(table, output)
+    else:
+        pq.write_table(table, output)
+    if output:
+        print(f"{table.num_rows:,} {what} -> {output}")
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
+    from .data import UnknownIdError
+    from .pipelines import catalogue_lookup
+
     model = _load_model(args.model, args.revision)
+    catalogue = _read_catalogue(args.catalogue)
     users = _read_user_list(args, model)
-    chunks = []
+    histories = None if args.history is None else {users[0]: _history_items(args, model, catalogue)}
+    chunks, short, ignored = [], 0, 0
     step = args.batch_size
+    lookup = catalogue_lookup(catalogue) if catalogue is not None else None
     for start in tqdm(range(0, len(users), step), desc="recommend", unit="batch", disable=len(users) <= step):
         batch = users[start : start + step]
-        ids, scores = model.recommend(batch, k=args.k, exclude_seen=not args.include_seen, batch_size=step)
-        k = ids.shape[1]
-        chunks.append(
-            pa.table(
-                {
-                    "user_id": pa.array(np.repeat(np.asarray(batch, dtype=object), k).tolist()),
-                    "item_id": pa.array(ids.ravel().tolist()),
-                    "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), len(batch))),
-                    "score": pa.array(scores.ravel()),
-                }
+        try:
+            recs = model.recommend(
+                batch,
+                k=args.k,
+                exclude_seen=not args.include_seen,
+                batch_size=step,
+                histories=histories,
+                ignore_unknown_items=args.ignore_unknown_items,
             )
-        )
-    table = pa.concat_tables(chunks)
-    if args.output is None:
-        print(table.to_pandas().to_string(index=False))
-    elif args.output.endswith(".csv"):
-        pacsv.write_csv(table, args.output)
-    else:
-        pq.write_table(table, args.output)
-    if args.output:
-        print(f"{table.num_rows:,} recommendations for {len(users):,} users -> {args.output}")
+        except UnknownIdError as exc:
+            if exc.kind == "user" and model.supports_history:
+                raise UnknownIdError("user", exc.ids, _CLI_HISTORY_HINT) from None
+            if exc.kind == "item":
+                raise UnknownIdError("item", exc.ids, "Add --ignore-unknown-items to drop them.") from None
+            raise
+        table, n_short = _recommendation_table(batch, recs.item_ids, recs.scores, lookup)
+        chunks.append(table)
+        short, ignored = short + n_short, ignored + recs.num_ignored_items
+    if ignored:
+        print(f"ignored {ignored} history item(s) the model does not know", file=sys.stderr)
+    if short:
+        print(f"{short:,} user(s) got fewer than k={args.k} items (not enough eligible items)", file=sys.stderr)
+    _write_table(pa.concat_tables(chunks), args.output, f"recommendations for {len(users):,} users")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .pipelines import catalogue_lookup
+
+    model = _load_model(args.model, args.revision)
+    catalogue = _read_catalogue(args.catalogue)
+    args.history = args.items  # ids or titles, resolved the same way
+    items = _history_items(args, model, catalogue)
+    ids, scores = model.similar_items(items, k=args.k)
+    lookup = catalogue_lookup(catalogue) if catalogue is not None else None
+    table, _ = _recommendation_table(items, ids, scores, lookup)
+    table = table.rename_columns(["query_item_id", "item_id", "rank", "score", *table.column_names[4:]])
+    if not np.isfinite(scores).all():
+        print("some items have fewer than k similar items", file=sys.stderr)
+    _write_table(table, args.output, f"similar items for {len(items):,} items")
     return 0
 
 
@@ -260,6 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list registered models and the distributions that provide them")
     p.set_defaults(func=cmd_plugins)
 
+    models = sub.add_parser("models", help="list models or describe one model's options").add_subparsers(
+        dest="models_command", required=True
+    )
+    p = models.add_parser("list", help="registered models and the distributions that provide them")
+    p.set_defaults(func=cmd_plugins)
+    p = models.add_parser("describe", help="a model's options with types, defaults and docs")
+    p.add_argument("model_type", help="registry key, see `hf-recsys models list`")
+    p.set_defaults(func=cmd_models_describe)
+
     data = sub.add_parser("data", help="inspect or split an interaction log").add_subparsers(
         dest="data_command", required=True
     )
@@ -269,14 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_inspect)
     p = data.add_parser("split", help="split a log into train/validation/test Parquet files")
     p.add_argument("path")
-    p.add_argument("--method", choices=SPLITS, default="leave_last_out")
+    p.add_argument("--method", choices=SPLITS, default="leave_last_out", help="how to split (default: leave_last_out)")
     p.add_argument("--output", required=True, help="folder for train/validation/test.parquet")
     p.add_argument("--n-test", type=int, default=1, help="leave_last_out: test interactions per user")
     p.add_argument("--n-validation", type=int, default=0, help="leave_last_out: validation interactions per user")
-    p.add_argument("--test-ratio", type=float, default=0.2)
-    p.add_argument("--validation-ratio", type=float, default=0.0)
+    p.add_argument("--test-ratio", type=float, default=0.2, help="ratio splits: share of test interactions")
+    p.add_argument("--validation-ratio", type=float, default=0.0, help="ratio splits: share of validation")
     p.add_argument("--kcore", type=int, default=0, help="k-core filter users and items before splitting")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random split: the seed")
     _add_data_args(p)
     p.set_defaults(func=cmd_data_split)
 
@@ -288,7 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="training log (CSV/TSV/Parquet/JSONL/datasets folder)")
     p.add_argument("--output", required=True, help="folder to save_pretrained into")
     p.add_argument("--config", help="JSON file of config options")
-    p.add_argument("--set", nargs="*", help="config overrides key=value (values parsed as JSON)")
+    p.add_argument(
+        "--set", nargs="*", help="config options key=value (values parsed as JSON; `hf-recsys models describe`)"
+    )
+    p.add_argument("--fit-args", nargs="*", help="options of fit() key=value, e.g. epochs=5 (gradient-trained models)")
     p.add_argument("--dataset-name", help="name of the training data for the model card (default: file name)")
     _add_data_args(p)
     p.set_defaults(func=cmd_fit)
@@ -297,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="saved model folder or Hub repo id")
     p.add_argument("--train", required=True, help="the training log (its items are masked)")
     p.add_argument("--test", required=True, help="the test log")
-    p.add_argument("--k", type=int, nargs="+", default=[10])
+    p.add_argument("--k", type=int, nargs="+", default=[10], help="cut-offs of the metrics (default: 10)")
     p.add_argument("--rating-metrics", action="store_true", help="also RMSE/MAE of predicted ratings")
     p.add_argument("--output", help="write metrics as JSON")
     p.add_argument("--record", action="store_true", help="store the results in the saved model for its model card")
@@ -309,11 +471,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     p.add_argument("--users", nargs="*", help="user ids (default: every user in the model's vocabulary)")
     p.add_argument("--users-file", help="file with one user id per line")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--history", nargs="*", help="items of a user unseen in training (ids, or titles with --catalogue)")
+    p.add_argument("--ignore-unknown-items", action="store_true", help="drop --history items the model never saw")
+    p.add_argument("--catalogue", help="item file (e.g. movies.csv): titles in --history and in the output")
+    p.add_argument("--k", type=int, default=10, help="items per user (default: 10)")
     p.add_argument("--include-seen", action="store_true", help="do not exclude items seen in training")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=1024, help="users scored at once")
     p.add_argument("--output", help=".parquet or .csv (default: print)")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("similar", help="the items most similar to given items (query_item_id, item_id, rank, score)")
+    p.add_argument("--model", required=True, help="saved model folder or Hub repo id")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    p.add_argument("--items", nargs="+", required=True, help="item ids (or titles, with --catalogue)")
+    p.add_argument("--catalogue", help="item file (e.g. movies.csv): titles in --items and in the output")
+    p.add_argument("--k", type=int, default=10, help="similar items per item (default: 10)")
+    p.add_argument("--output", help=".parquet or .csv (default: print)")
+    p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("push", help="push a saved model to the Hub in one commit, with a generated model card")
     p.add_argument("model", help="saved model folder")
@@ -346,7 +520,7 @@ def cmd_train(argv: Sequence[str]) -> int:
         from transformers import HfArgumentParser
 
         print(TRAIN_USAGE)
-        HfArgumentParser(ARGUMENT_CLASSES).print_help()
+        HfArgumentParser(ARGUMENT_CLASSES, prog="hf-recsys train").print_help()
         return 0
     config = argv.pop(0) if argv and not argv[0].startswith("-") else None
     from .training.run import run_train
@@ -355,16 +529,26 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
+def _train_logging(verbose: bool) -> None:
+    """Log once: the main process logs the training's INFO lines, the others only errors (under torchrun or
+    ``accelerate launch`` every process runs this command)."""
+    main_process = os.environ.get("RANK", "0") == "0"
+    level = (logging.INFO if verbose else logging.WARNING) if main_process else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hf_recsys.training").setLevel(logging.INFO if main_process else logging.ERROR)
+    if not main_process:
+        logging.getLogger("hf_recsys").setLevel(logging.ERROR)
+        for name in ("transformers", "datasets", "accelerate"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = False
     while argv and argv[0] in ("-v", "--verbose"):
         verbose, argv = True, argv[1:]
     if argv and argv[0] == "train":
-        logging.basicConfig(
-            level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-        )
-        logging.getLogger("hf_recsys.training").setLevel(logging.INFO)
+        _train_logging(verbose)
         from .training.trainer import TrainingInterrupted
 
         try:

@@ -71,6 +71,47 @@ class RecommenderOutput(ModelOutput):
     item_embeddings: torch.FloatTensor | None = None
 
 
+class Recommendations(tuple):
+    """What :meth:`RecPreTrainedModel.recommend` and ``similar_items`` return: the pair ``(item_ids, scores)``
+    (it unpacks as one), plus ``ignored_items``: ``{user: [history item ids the model does not know]}`` that
+    ``ignore_unknown_items=True`` dropped (empty otherwise)."""
+
+    def __new__(cls, item_ids: np.ndarray, scores: np.ndarray, ignored_items: dict | None = None):
+        self = super().__new__(cls, (item_ids, scores))
+        self.ignored_items = dict(ignored_items or {})
+        return self
+
+    def __getnewargs__(self) -> tuple:  # pickle / copy rebuild it with its three parts
+        return (self[0], self[1], self.ignored_items)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self[1]
+
+    @property
+    def num_ignored_items(self) -> int:
+        """How many history items were ignored, over all users."""
+        return sum(len(v) for v in self.ignored_items.values())
+
+
+def _as_id_list(values: Any) -> list | np.ndarray:
+    """Ids as a list (or array): a single id (a string, a number) is a list of one, never split into characters."""
+    if isinstance(values, (str, bytes, np.generic)) or not hasattr(values, "__iter__"):
+        return [values.item() if isinstance(values, np.generic) else values]
+    if isinstance(values, np.ndarray):
+        return values if values.ndim else [values.item()]
+    return list(values)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+
+
 class NotFittedError(RuntimeError):
     """The model has no vocabulary / fitted state yet."""
 
@@ -80,6 +121,8 @@ class RecPreTrainedModel(PreTrainedModel):
 
     Class attributes for subclasses:
         supports_history: ``score_histories`` is implemented (cold users recommended from their history).
+        empty_history_ok: the model's answer for an empty history is meaningful (MostPopular: the popular items);
+            for every other model an empty history raises ``ValueError`` instead of returning arbitrary items.
         trainable: ``False`` for closed-form / solver-fitted models; their parameters are frozen after init and
             after loading, so a Trainer never updates them.
     """
@@ -88,6 +131,7 @@ class RecPreTrainedModel(PreTrainedModel):
     base_model_prefix = "rec"
     main_input_name = "user_ids"
     supports_history: ClassVar[bool] = False
+    empty_history_ok: ClassVar[bool] = False
     trainable: ClassVar[bool] = True
     # losses are means computed by the model itself: transformers.Trainer must not pass num_items_in_batch and skip
     # its division by the gradient-accumulation steps (it would when forward takes **kwargs)
@@ -269,10 +313,13 @@ class RecPreTrainedModel(PreTrainedModel):
                 ] = -torch.inf
         return scores
 
-    def _split_histories(self, users: Sequence[Any], histories: Any) -> tuple[np.ndarray, list | None]:
-        """User indices (-1 for users to score from a history) and the histories aligned with ``users``."""
+    def _split_histories(
+        self, users: Sequence[Any], histories: Any, ignore_unknown_items: bool = False
+    ) -> tuple[np.ndarray, list | None, dict[Any, list]]:
+        """User indices (-1 for users to score from a history), the histories aligned with ``users`` and, with
+        ``ignore_unknown_items``, ``{user: [unknown item ids dropped from their history]}``."""
         if histories is None:
-            return self._encode_users(users), None
+            return self._encode_users(users), None, {}
         if not self.supports_history:
             raise NotImplementedError(f"{type(self).__name__} cannot recommend from item histories.")
         if isinstance(histories, Mapping):
@@ -281,36 +328,72 @@ class RecPreTrainedModel(PreTrainedModel):
             hists = list(histories)
             if len(hists) != len(users):
                 raise ValueError(f"histories has {len(hists)} entries but {len(users)} users were given.")
+        hists = [None if h is None else _as_id_list(h) for h in hists]
+        ignored: dict[Any, list] = {}
+        if ignore_unknown_items:
+            for j, h in enumerate(hists):
+                if h:
+                    known = self.item_vocab.encode(h, unknown="mask") >= 0
+                    if not known.all():
+                        ignored[users[j]] = [i for i, ok in zip(h, known) if not ok]
+                        hists[j] = [i for i, ok in zip(h, known) if ok]
+        empty = [] if self.empty_history_ok else [u for u, h in zip(users, hists) if h is not None and len(h) == 0]
+        if empty:
+            why = " (after dropping their unknown items)" if any(u in ignored for u in empty) else ""
+            raise ValueError(
+                f"{len(empty)} user(s) have an empty item history{why}: {', '.join(map(repr, empty[:5]))}. There is "
+                f"nothing for {type(self).__name__} to recommend from: give at least one known item, or serve users "
+                "without history with a model such as most_popular."
+            )
         user_idx = np.full(len(users), -1, dtype=np.int64)
         no_hist = [j for j, h in enumerate(hists) if h is None]
         if no_hist:  # users without a given history must be known; they are scored as usual
             user_idx[no_hist] = self._encode_users([users[j] for j in no_hist])
-        return user_idx, hists
+        return user_idx, hists, ignored
+
+    def _encode_candidates(self, items: Sequence[Any]) -> torch.Tensor:
+        """Candidate item indices; duplicates are refused (they would be recommended twice)."""
+        items = _as_id_list(items)
+        idx = self.item_vocab.encode(items)
+        uniq, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            dup = self.item_vocab.decode(uniq[counts > 1]).tolist()
+            raise ValueError(
+                f"items= lists {len(dup)} item id(s) more than once: {', '.join(map(repr, dup[:5]))}"
+                f"{' ...' if len(dup) > 5 else ''}. Each candidate must appear once."
+            )
+        return torch.as_tensor(idx, device=self.device)
 
     @torch.no_grad()
     def recommend(
         self,
-        users: Sequence[Any],
+        users: Any,
         k: int = 10,
         exclude_seen: bool = True,
         items: Sequence[Any] | None = None,
         histories: Mapping[Any, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
         batch_size: int = 1024,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        ignore_unknown_items: bool = False,
+    ) -> Recommendations:
         """Top-``k`` items for each user, in the caller's own ids.
 
         Args:
-            users: user ids as in the training log.
-            k: number of items per user (capped at the number of candidate items).
+            users: user ids as in the training log; a single id (``"cust-0001"``, ``42``) is one user.
+            k: number of items per user (>= 1; capped at the number of candidate items).
             exclude_seen: drop items the user interacted with in training (or in the given history).
-            items: restrict the ranking to these candidate item ids.
+            items: restrict the ranking to these candidate item ids; an id listed twice raises ``ValueError``
+                (naming it) rather than being recommended twice.
             histories: item histories for users unseen at training time (a dict ``{user: [item, ...]}``, or a
-                list aligned with ``users``); models with ``supports_history`` score those users from it.
-            batch_size: users scored at once.
+                list aligned with ``users``); models with ``supports_history`` score those users from it. An empty
+                history raises ``ValueError`` (there is nothing to rank from), except for models whose
+                ``empty_history_ok`` says their answer is meaningful without one (MostPopular).
+            batch_size: users scored at once (>= 1).
+            ignore_unknown_items: drop history items the model has never seen instead of raising
+                :class:`UnknownIdError`; the dropped ids are in the answer's ``ignored_items``.
 
         Returns:
-            ``(item_ids, scores)``: arrays of shape ``(len(users), k)``, best first. A score of ``-inf`` marks
-            filler where a user has fewer than ``k`` eligible items.
+            :class:`Recommendations` ``(item_ids, scores)``: arrays of shape ``(len(users), k)``, best first; it
+            unpacks as a pair. A score of ``-inf`` marks filler where a user has fewer than ``k`` eligible items.
 
         Example:
             ```python
@@ -318,13 +401,14 @@ class RecPreTrainedModel(PreTrainedModel):
             ```
         """
         self._require_vocab()
-        users = list(users) if not isinstance(users, np.ndarray) else users
-        user_idx, hists = self._split_histories(users, histories)
-        cand = None if items is None else torch.as_tensor(self.item_vocab.encode(list(items)), device=self.device)
+        _check_batch_size(batch_size)
+        users = _as_id_list(users)
+        user_idx, hists, ignored = self._split_histories(users, histories, ignore_unknown_items)
+        cand = None if items is None else self._encode_candidates(items)
         n_cand = self.config.num_items if cand is None else len(cand)
+        if k < 1 or n_cand < 1:
+            raise ValueError(f"recommend needs k >= 1 and at least one candidate item, got k={k}.")
         k = int(min(k, n_cand))
-        if k <= 0:
-            raise ValueError("recommend needs k >= 1 and at least one candidate item.")
         out_idx = np.empty((len(users), k), dtype=np.int64)
         out_scores = np.empty((len(users), k), dtype=np.float32)
         for start in range(0, len(users), batch_size):
@@ -336,37 +420,66 @@ class RecPreTrainedModel(PreTrainedModel):
             if cand is not None:
                 top_i = cand[top_i]
             out_idx[sl], out_scores[sl] = top_i.cpu().numpy(), top_s.cpu().numpy()
-        return self.item_vocab.decode(out_idx), out_scores
+        return Recommendations(self.item_vocab.decode(out_idx), out_scores, ignored)
 
     @torch.no_grad()
-    def score(self, users: Sequence[Any], items: Sequence[Any], histories: Any = None) -> np.ndarray:
-        """Scores of every given item for every given user: array of shape ``(len(users), len(items))``."""
+    def score(
+        self,
+        users: Any,
+        items: Sequence[Any],
+        histories: Any = None,
+        batch_size: int = 1024,
+        ignore_unknown_items: bool = False,
+    ) -> np.ndarray:
+        """Scores of every given item for every given user: array of shape ``(len(users), len(items))``.
+
+        Args:
+            users: user ids (a single id is one user).
+            items: item ids to score.
+            histories: item histories for users unseen at training time, as in :meth:`recommend`.
+            batch_size: users scored at once (>= 1): memory stays ``batch_size x num_items`` whatever the number of
+                users.
+            ignore_unknown_items: drop history items the model has never seen, as in :meth:`recommend`.
+        """
         self._require_vocab()
-        users = list(users) if not isinstance(users, np.ndarray) else users
-        user_idx, hists = self._split_histories(users, histories)
-        item_idx = torch.as_tensor(self.item_vocab.encode(list(items)), device=self.device)
-        scores = self._batch_scores(user_idx, hists, exclude_seen=False)
-        return scores[:, item_idx].cpu().numpy()
+        _check_batch_size(batch_size)
+        users = _as_id_list(users)
+        user_idx, hists, _ = self._split_histories(users, histories, ignore_unknown_items)
+        item_idx = torch.as_tensor(self.item_vocab.encode(_as_id_list(items)), device=self.device)
+        out = np.empty((len(users), len(item_idx)), dtype=np.float32)
+        for start in range(0, len(users), batch_size):
+            sl = slice(start, start + batch_size)
+            scores = self._batch_scores(user_idx[sl], hists[sl] if hists is not None else None, exclude_seen=False)
+            out[sl] = scores[:, item_idx].cpu().numpy()
+        return out
 
     @torch.no_grad()
     def score_pairs(self, users: Sequence[Any], items: Sequence[Any]) -> np.ndarray:
         """One score per ``(users[j], items[j])`` pair (e.g. a predicted rating): array of shape ``(n,)``."""
+        users, items = _as_id_list(users), _as_id_list(items)
         if len(users) != len(items):
             raise ValueError(f"score_pairs needs as many users as items, got {len(users)} and {len(items)}.")
         u = torch.as_tensor(self._encode_users(users), device=self.device)
-        i = torch.as_tensor(self.item_vocab.encode(list(items)), device=self.device)
+        i = torch.as_tensor(self.item_vocab.encode(items), device=self.device)
         return self.score_pairs_idx(u, i).cpu().numpy()
 
     @torch.no_grad()
-    def similar_items(self, items: Sequence[Any], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` items most similar to each given item (the item itself excluded): ``(item_ids, scores)``."""
+    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
+        """The ``k`` items most similar to each given item (the item itself excluded): ``(item_ids, scores)``.
+
+        Args:
+            items: item ids (a single id is one item).
+            k: neighbours per item (>= 1, as in :meth:`recommend`; capped at the number of other items).
+        """
         self._require_vocab()
-        idx = torch.as_tensor(self.item_vocab.encode(list(items)), device=self.device)
+        if k < 1 or self.config.num_items < 2:
+            raise ValueError(f"similar_items needs k >= 1 and at least two items, got k={k}.")
+        idx = torch.as_tensor(self.item_vocab.encode(_as_id_list(items)), device=self.device)
         sims = self.item_similarity(idx).float()
         sims[torch.arange(len(idx), device=sims.device), idx] = -torch.inf
         k = int(min(k, self.config.num_items - 1))
         top_s, top_i = torch.topk(sims, k, dim=1)
-        return self.item_vocab.decode(top_i.cpu().numpy()), top_s.cpu().numpy()
+        return Recommendations(self.item_vocab.decode(top_i.cpu().numpy()), top_s.cpu().numpy())
 
     # ------------------------------------------------------------------ saving and loading
     def save_pretrained(
@@ -536,4 +649,4 @@ def _read_seen(path: str, num_users: int, num_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
 
 
-__all__ = ["NotFittedError", "RecPreTrainedModel", "RecommenderOutput"]
+__all__ = ["NotFittedError", "RecPreTrainedModel", "Recommendations", "RecommenderOutput"]

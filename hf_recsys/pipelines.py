@@ -9,6 +9,7 @@ Call :func:`register_pipeline` once (``import hf_recsys`` does it), then::
     recommender(42, top_k=5)                      # one user  -> [{"item_id", "score", "title"}, ...]
     recommender([42, 7], top_k=5)                 # users     -> one list per user
     recommender({"history": [1, 260, 1196]})      # cold user -> from the item history
+    recommender({"similar_to": 1})                # the items most similar to item 1
 """
 
 from __future__ import annotations
@@ -24,7 +25,28 @@ _HISTORY_USER = "__history_{}__"
 
 
 def _py(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    """A plain Python value that ``json.dumps`` takes: numpy scalars and arrays, and missing values, converted."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_py(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_py(v) for v in value]
+    if isinstance(value, Mapping):
+        return {_py(k): _py(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):  # pandas / datetime timestamps
+        return value.isoformat()
+    try:
+        import pandas as pd
+
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+_PIPELINE_HINT = "Pass {'user_id': ..., 'history': [item ids]} to recommend for a user unseen in training."
 
 
 def catalogue_lookup(item_catalogue: Any, item_column: str = "item_id") -> dict[Any, dict[str, Any]]:
@@ -60,7 +82,10 @@ class RecommendationPipeline(Pipeline):
         - a list of user ids -> one such list per user (scored as one batch);
         - ``{"history": [item ids]}`` (optionally with ``"user_id"``) -> recommendations for a user unseen in
           training, from the items they interacted with (models with ``supports_history``); a list of such dicts
-          gives one list each.
+          gives one list each;
+        - ``{"similar_to": item_id}`` -> the items most similar to that item (models with ``item_similarity``).
+
+    Every answer is plain Python (``json.dumps`` takes it): catalogue values such as genre arrays become lists.
 
     Parameters (at construction or per call):
         top_k: items per user (default 10).
@@ -69,6 +94,8 @@ class RecommendationPipeline(Pipeline):
         item_catalogue: item content (DataFrame / Dataset / mapping, see :func:`catalogue_lookup`); its columns
             (``title``, ...) are added to each recommended item.
         item_column: the id column of the catalogue (default ``"item_id"``).
+        ignore_unknown_items: drop history items the model does not know instead of raising (default ``False``);
+            the pipeline logs how many were dropped.
 
     Example:
         ```python
@@ -104,11 +131,13 @@ class RecommendationPipeline(Pipeline):
         items: Sequence[Any] | None = None,
         item_catalogue: Any = None,
         item_column: str | None = None,
+        ignore_unknown_items: bool | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         if kwargs:
             raise TypeError(f"Unknown argument(s) for the recommendation pipeline: {', '.join(kwargs)}.")
-        forward = {k: v for k, v in (("k", top_k), ("exclude_seen", exclude_seen), ("items", items)) if v is not None}
+        options = (("k", top_k), ("exclude_seen", exclude_seen), ("items", items))
+        forward = {k: v for k, v in (*options, ("ignore_unknown_items", ignore_unknown_items)) if v is not None}
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int, got {top_k!r}.")
         post = {}
@@ -117,11 +146,17 @@ class RecommendationPipeline(Pipeline):
         return {}, forward, post
 
     def preprocess(self, inputs: dict) -> dict:
-        users, histories = [], []
+        users, histories, similar = [], [], {}
         for j, req in enumerate(inputs["requests"]):
+            if isinstance(req, Mapping) and "similar_to" in req:
+                similar[j] = _py(req["similar_to"])
+                continue
             if isinstance(req, Mapping):
                 if "history" not in req and "user_id" not in req:
-                    raise ValueError(f"A dict input needs a 'history' (item ids) or a 'user_id'; got {list(req)}.")
+                    raise ValueError(
+                        f"A dict input needs a 'history' (item ids), a 'user_id' or 'similar_to' (an item id); got "
+                        f"{list(req)}."
+                    )
                 user = req.get("user_id")
                 users.append(_HISTORY_USER.format(j) if user is None else _py(user))
                 histories.append([_py(i) for i in req["history"]] if req.get("history") is not None else None)
@@ -129,13 +164,47 @@ class RecommendationPipeline(Pipeline):
                 users.append(_py(req))
                 histories.append(None)
         has_history = any(h is not None for h in histories)
-        return {"users": users, "histories": histories if has_history else None}
+        return {"users": users, "histories": histories if has_history else None, "similar": similar}
 
-    def _forward(self, model_inputs: dict, k: int = 10, exclude_seen: bool = True, items: Any = None) -> dict:
-        ids, scores = self.model.recommend(
-            model_inputs["users"], k=k, exclude_seen=exclude_seen, items=items, histories=model_inputs["histories"]
-        )
-        return {"ids": ids, "scores": scores}
+    def _forward(
+        self,
+        model_inputs: dict,
+        k: int = 10,
+        exclude_seen: bool = True,
+        items: Any = None,
+        ignore_unknown_items: bool = False,
+    ) -> dict:
+        import logging
+
+        from .data.vocab import UnknownIdError
+
+        rows: dict[int, tuple] = {}
+        similar = model_inputs["similar"]
+        if similar:
+            ids, scores = self.model.similar_items(list(similar.values()), k=k)
+            rows.update({j: (ids[r], scores[r]) for r, j in enumerate(similar)})
+        if model_inputs["users"]:
+            try:
+                recs = self.model.recommend(
+                    model_inputs["users"],
+                    k=k,
+                    exclude_seen=exclude_seen,
+                    items=items,
+                    histories=model_inputs["histories"],
+                    ignore_unknown_items=ignore_unknown_items,
+                )
+            except UnknownIdError as exc:
+                if exc.kind == "user" and self.model.supports_history:
+                    raise UnknownIdError("user", exc.ids, _PIPELINE_HINT) from None
+                raise
+            if recs.num_ignored_items:
+                logging.getLogger(__name__).warning(
+                    "ignored %d history item(s) the model does not know", recs.num_ignored_items
+                )
+            others = [j for j in range(len(similar) + len(model_inputs["users"])) if j not in similar]
+            rows.update({j: (recs.item_ids[r], recs.scores[r]) for r, j in enumerate(others)})
+        order = sorted(rows)
+        return {"ids": [rows[j][0] for j in order], "scores": [rows[j][1] for j in order]}
 
     def postprocess(self, model_outputs: dict, catalogue: Mapping | None = None) -> list[list[dict[str, Any]]]:
         results = []
@@ -144,7 +213,7 @@ class RecommendationPipeline(Pipeline):
             row = [{"item_id": _py(i), "score": float(s)} for i, s in zip(ids[keep], scores[keep])]
             if catalogue is not None:
                 for rec in row:
-                    rec.update(catalogue.get(rec["item_id"], {}))
+                    rec.update({c: _py(v) for c, v in catalogue.get(rec["item_id"], {}).items()})
             results.append(row)
         return results
 
@@ -154,8 +223,10 @@ class _CheckedLoader:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str, **kwargs: Any):
+        from .auto import check_model_path
         from .hub import load_model
 
+        check_model_path(pretrained_model_name_or_path)
         kwargs.pop("_from_pipeline", None)
         kwargs.pop("config", None)
         if kwargs.get("dtype") == "auto":

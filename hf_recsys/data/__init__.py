@@ -1,5 +1,6 @@
 """Interaction logs and item content as ``datasets.Dataset``, id vocabularies, splits and model views."""
 
+from .catalogue import find_items, resolve_item
 from .loading import DataValidationError, load_interactions, load_items, read_table, validate_interactions
 from .movielens import detect_movielens, load_movielens
 from .sampling import sample_negatives
@@ -17,6 +18,7 @@ __all__ = [
     "build_vocabs",
     "detect_movielens",
     "encode_interactions",
+    "find_items",
     "generate_interactions",
     "generate_interactions_table",
     "global_temporal_split",
@@ -28,6 +30,7 @@ __all__ = [
     "load_vocabs",
     "random_split",
     "read_table",
+    "resolve_item",
     "sample_negatives",
     "save_vocabs",
     "temporal_user_split",

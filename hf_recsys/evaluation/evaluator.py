@@ -470,11 +470,20 @@ def _rating_metrics(model, targets, summary, per_user) -> dict[str, np.ndarray]:
     return stats
 
 
+def _warn_once(model: Any, message: str, *args: Any) -> None:
+    """A count warning once per model: validation during training repeats the same counts every epoch."""
+    warned = model.__dict__.setdefault("_hf_recsys_eval_warnings", set())
+    if (message, args) not in warned:
+        warned.add((message, args))
+        logger.warning(message, *args)
+
+
 def _log_counts(model, targets, seen) -> dict[str, int]:
     if len(targets.skipped_ids):
-        logger.warning("Skipped %d test users unknown to the model.", len(targets.skipped_ids))
+        _warn_once(model, "Skipped %d test users unknown to the model.", len(targets.skipped_ids))
     if targets.num_unknown_pairs:
-        logger.warning(
+        _warn_once(
+            model,
             "%d test (user, item) pairs name items unknown to the model: counted as relevant, never retrievable.",
             targets.num_unknown_pairs,
         )
@@ -483,7 +492,8 @@ def _log_counts(model, targets, seen) -> dict[str, int]:
         rel = targets.relevant.tocoo()
         masked_relevant = int(np.asarray(seen[targets.users[rel.row], rel.col]).sum())
         if masked_relevant:
-            logger.warning(
+            _warn_once(
+                model,
                 "%d test (user, item) pairs are also in the training items and are masked: they cannot be hit.",
                 masked_relevant,
             )

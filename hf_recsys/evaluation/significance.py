@@ -113,14 +113,48 @@ class Comparison:
         )
 
 
+def protocol_difference(result_a: Any, result_b: Any, names: tuple[str, str] = ("A", "B")) -> str | None:
+    """How the protocols of two results differ, which is which and how to make them comparable (``None`` if equal).
+
+    The common case: the models were fit on logs with different item sets (e.g. one on train + validation, the
+    other on train), so one ranks among more items than the other.
+    """
+    if result_a.protocol == result_b.protocol:
+        return None
+
+    def label(r: Any, name: str) -> str:
+        model_type = (getattr(r, "metadata", None) or {}).get("model_type")
+        return f"{name} ({model_type})" if model_type else name
+
+    la, lb = label(result_a, names[0]), label(result_b, names[1])
+    na, nb = getattr(result_a, "num_items", 0), getattr(result_b, "num_items", 0)
+    sampled = [getattr(r, "sampled_negatives", None) for r in (result_a, result_b)]
+    if sampled[0] != sampled[1]:
+        how = {None: "full ranking"}
+        return (
+            f"{la} used {how.get(sampled[0], f'{sampled[0]} sampled negatives')} and {lb} "
+            f"{how.get(sampled[1], f'{sampled[1]} sampled negatives')}: evaluate both the same way (sampled numbers "
+            "are optimistic and not comparable with full ranking)."
+        )
+    if na and nb and na != nb:
+        more, fewer = (la, lb) if na > nb else (lb, la)
+        return (
+            f"{la} ranks among {na:,} items and {lb} among {nb:,}: the models were fit on logs with different items "
+            f"({more} probably on more data, e.g. train + validation, {fewer} on train). Fit both on the same log to "
+            "compare them fairly; a model ranking among more items is at a small disadvantage."
+        )
+    return f"{la}: {result_a.protocol}; {lb}: {result_b.protocol}. Evaluate both with the same options."
+
+
 def paired_values(result_a: Any, result_b: Any, metric: str, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The per-user values of ``metric`` of two results over their common users (NaN pairs dropped); logs a warning
     when the two protocols differ (``warn=False`` silences it)."""
     for r in (result_a, result_b):
         if metric not in r.per_user:
             raise KeyError(f"No per-user values for {metric!r}; available: {sorted(r.per_user)}.")
-    if warn and result_a.protocol != result_b.protocol:
-        logger.warning("Comparing results of different protocols: %r vs %r.", result_a.protocol, result_b.protocol)
+    difference = protocol_difference(result_a, result_b) if warn else None
+    if difference:
+        logger.warning("Comparing results of different protocols: %s", difference)
     _, ia, ib = np.intersect1d(result_a.users, result_b.users, assume_unique=True, return_indices=True)
     a, b = result_a.per_user[metric][ia], result_b.per_user[metric][ib]
     keep = ~(np.isnan(a) | np.isnan(b))
@@ -225,7 +259,10 @@ def comparison_table(
     protocols = list(dict.fromkeys(r.protocol for _, r in items))
     lines = [f"**Protocol:** {p}." for p in protocols]
     if len(protocols) > 1:
+        first = items[0]
+        notes = [protocol_difference(first[1], r, (first[0], n)) for n, r in items[1:]]
         lines.append("**Warning:** the results were produced under different protocols; compare with care.")
+        lines += [f"- {n}" for n in dict.fromkeys(notes) if n]
     lines += ["", "| model | " + " | ".join(metrics) + " |", "| --- |" + " ---: |" * len(metrics)]
     for name, r in items:
         cells = []
@@ -251,4 +288,5 @@ __all__ = [
     "paired_tests",
     "paired_values",
     "pooled_rating_ci",
+    "protocol_difference",
 ]

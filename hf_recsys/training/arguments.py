@@ -24,19 +24,51 @@ def _choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> None:
         raise ValueError(f"{owner}.{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
 
 
-def _mapping(owner: str, name: str, value: Any) -> dict[str, Any]:
-    """A mapping given in the config file (a dict) or on the command line (a JSON object)."""
+def _mapping(owner: str, name: str, value: Any, parse_values: bool = False) -> dict[str, Any]:
+    """A mapping given in the config file (a dict) or on the command line: ``key=value[,key=value]`` as the other
+    ``hf-recsys`` commands take it (values parsed as JSON with ``parse_values``), or a JSON object."""
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
         return dict(value)
+    text = value.strip()
+    if not text.startswith("{"):
+        out = {}
+        for item in (part for part in text.split(",") if part.strip()):
+            if "=" not in item:
+                raise ValueError(f"{owner}.{name}: entries look like key=value (or give a JSON object), got {item!r}.")
+            key, raw = (x.strip() for x in item.split("=", 1))
+            out[key] = _json_or_text(raw) if parse_values else raw
+        return out
     try:
-        parsed = json.loads(value)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{owner}.{name} must be a mapping (a JSON object on the command line): {exc}") from None
+        raise ValueError(f"{owner}.{name} must be key=value pairs or a JSON object: {exc}") from None
     if not isinstance(parsed, dict):
         raise ValueError(f"{owner}.{name} must be a mapping, got {type(parsed).__name__}.")
     return parsed
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+# the Accelerate trackers and the package each one needs
+_TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml"}
+
+
+def _check_trackers(report_to: Sequence[str]) -> None:
+    """Fail before training when a tracker's package is missing (Accelerate would skip it and log nothing)."""
+    import importlib.util
+
+    for tracker in report_to:
+        package = _TRACKER_PACKAGES.get(tracker)
+        if package and importlib.util.find_spec(package) is None:
+            hint = 'pip install "hf-recsys[train]"' if tracker == "tensorboard" else f"pip install {package}"
+            raise ValueError(f"RecTrainingArguments.report_to={tracker!r} needs the {package} package: {hint}.")
 
 
 @dataclass
@@ -55,13 +87,16 @@ class ModelArguments:
     )
     model_config: str | None = field(
         default=None,
-        metadata={"help": "config options of the model: a mapping in the config file, a JSON object on the CLI"},
+        metadata={
+            "help": "config options of the model: a mapping in the config file; key=value,key=value or a JSON object "
+            "on the command line (`hf-recsys models describe <model_type>` lists them)"
+        },
     )
 
     def __post_init__(self):
         if (self.model_type is None) == (self.model_name_or_path is None):
             raise ValueError("Give exactly one of model_type (a registered family) or model_name_or_path.")
-        self.model_config = _mapping("ModelArguments", "model_config", self.model_config)
+        self.model_config = _mapping("ModelArguments", "model_config", self.model_config, parse_values=True)
 
 
 @dataclass
@@ -80,7 +115,8 @@ class DataArguments:
     validation_file: str | None = field(default=None, metadata={"help": "a ready validation log"})
     test_file: str | None = field(default=None, metadata={"help": "a ready test log"})
     columns: str | None = field(
-        default=None, metadata={"help": 'canonical -> source column names, e.g. {"user_id": "userId"}'}
+        default=None,
+        metadata={"help": "canonical=source column names, e.g. user_id=userId,item_id=movieId (or a JSON object)"},
     )
     split: str = field(default="leave_last_out", metadata={"help": "one of " + ", ".join(SPLITS)})
     n_test: int = field(default=1, metadata={"help": "leave_last_out: test items per user"})
@@ -123,9 +159,9 @@ class RecTrainingArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-steps per optimiser step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: none)"})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
@@ -162,7 +198,7 @@ class RecTrainingArguments:
         default=False, metadata={"help": "let DDP handle parameters that get no gradient (slower; for such models)"}
     )
     do_test: bool = field(default=True, metadata={"help": "evaluate the final model on the test split"})
-    show_eval_progress: bool = False
+    show_eval_progress: bool = field(default=False, metadata={"help": "progress bar while validating"})
 
     def __post_init__(self):
         owner = "RecTrainingArguments"
@@ -193,6 +229,9 @@ class RecTrainingArguments:
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
         self.report_to = [t for t in self.report_to if t != "none"]
+        _check_trackers(self.report_to)
+        if not self.eval_ks or any(int(k) < 1 for k in self.eval_ks):
+            raise ValueError(f"{owner}.eval_ks must be cut-offs >= 1, got {self.eval_ks}.")
         self.eval_ks = sorted({int(k) for k in self.eval_ks})
         metric = self.metric_for_best_model
         if "@" in metric and int(metric.rsplit("@", 1)[1]) not in self.eval_ks:
@@ -253,14 +292,20 @@ def parse_train_args(
     """
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="hf-recsys train")
     if config_file is not None:
         values = read_config_file(config_file)
         known = {f.name for cls in ARGUMENT_CLASSES for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
+            import difflib
+
+            named = [
+                u + "".join(f" (did you mean {m!r}?)" for m in difflib.get_close_matches(u, known, n=1))
+                for u in unknown
+            ]
             raise ValueError(
-                f"Unknown option(s) in {config_file}: {', '.join(unknown)}. Known options: {', '.join(sorted(known))}."
+                f"Unknown option(s) in {config_file}: {', '.join(named)}. Known options: {', '.join(sorted(known))}."
             )
         parser.set_defaults(**values)
     model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(

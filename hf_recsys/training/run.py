@@ -99,11 +99,13 @@ def build_model(model_args: ModelArguments, train: Any, seed: int):
     from accelerate.utils import set_seed
 
     from ..auto import AutoModelForRecommendation
+    from ..configuration_utils import check_config_kwargs
     from ..data import build_vocabs
 
     set_seed(seed)  # the same initial weights on every process
     if model_args.model_name_or_path is not None:
         model = AutoModelForRecommendation.from_pretrained(model_args.model_name_or_path)
+        check_config_kwargs(type(model.config), model_args.model_config)
         for key, value in model_args.model_config.items():
             setattr(model.config, key, value)
         return model
@@ -121,6 +123,7 @@ def run_train(
 
     from ..data import encode_interactions
     from ..hub import record_dataset, record_evaluation
+    from .history import EpochTimer, epoch_history, plot_history
     from .trainer import RecTrainer, TrainingInterrupted, make_accelerator
 
     out = Path(training_args.output_dir)
@@ -143,7 +146,8 @@ def run_train(
         validation = None
     if validation is None and training_args.eval_strategy != "no":
         logger.warning("No validation split: training without validation (eval_strategy is ignored).")
-    trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc)
+    timer = EpochTimer()
+    trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc, callbacks=[timer])
     started = time.perf_counter()
     try:
         state = trainer.train()
@@ -151,6 +155,9 @@ def run_train(
         trainer.close()
         raise
     seconds = time.perf_counter() - started
+    history = epoch_history(state.log_history, state.steps_per_epoch)
+    # every epoch's seconds are in the log history, which checkpoints keep: the total spans resumed runs too
+    total = sum(row.get("seconds", 0.0) for row in history) + timer.seconds_after_last_epoch()
     model = trainer.unwrapped
     summary: dict[str, Any] = {
         "model_type": model.config.model_type,
@@ -161,7 +168,9 @@ def run_train(
         "best_metric": state.best_metric,
         "metric_for_best_model": training_args.metric_for_best_model,
         "stopped_early": state.should_stop,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(total, 1),
+        "train_seconds_this_run": round(seconds, 1),
+        "history": history,
     }
     # from here on, the validation interactions join the history: masked when ranking, read by sequential models
     if validation is not None:
@@ -181,7 +190,10 @@ def run_train(
         record_dataset(model, train_log, name=data_name, split=data_args.split)
         model.save_pretrained(out)
         (out / "train_results.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-        print(json.dumps(summary, default=str))
+        plot = plot_history(history, out / "training_curves.png", metric=training_args.metric_for_best_model)
+        brief = {k: v for k, v in summary.items() if k != "history"}
+        print(json.dumps(brief, default=str))
+        print(f"model, train_results.json (per-epoch history){' and ' + plot.name if plot else ''} -> {out}")
     trainer.close()
     return summary
 

@@ -83,7 +83,7 @@ class TrainerState:
     best_step: int | None = None
     evals_without_improvement: int = 0
     should_stop: bool = False
-    log_history: list[dict[str, Any]] = field(default_factory=list)
+    log_history: list[dict[str, Any]] = field(default_factory=list, repr=False)  # long: kept out of print(state)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainerState:
@@ -421,8 +421,9 @@ class RecTrainer:
         if args.load_best_model_at_end and state.best_step is not None:
             self._load_best()
         self.model.eval()
-        if args.report_to:
-            acc.end_training()
+        if args.report_to:  # not acc.end_training(): it also destroys the process group, which the final test
+            for tracker in acc.trackers:  # evaluation (gather_object) still needs; close() releases the group
+                tracker.finish()
         self._call("on_train_end")
         return state
 

@@ -24,6 +24,7 @@ def offline_evaluate(tmp_path, monkeypatch):
     return lambda name: evaluate.load(metric_path(name), cache_dir=str(tmp_path / "cache"))
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 def test_ranking_module_matches_ranx(offline_evaluate, ranx_reference, metric_names):
     rng = np.random.default_rng(0)
     ranked = {f"q{u}": [int(i) for i in rng.permutation(30)[:12]] for u in range(50)}

@@ -25,6 +25,7 @@ def generated_run(num_users=150, num_items=60, seed=0):
     return ranked, relevant
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 def test_every_ranking_metric_matches_ranx(ranx_reference, metric_names):
     ranked, relevant = generated_run()
     users = list(ranked)

@@ -54,6 +54,7 @@ def reference(scores, users, items, train, test, k):
     return ranked, relevant
 
 
+@pytest.mark.slow  # over 5 s (the ranx JIT compile): kept out of make test-fast (still in make test)
 def test_full_ranking_matches_numpy_and_ranx(make_table_model, ranx_reference, metric_names):
     scores, users, items, train, test = random_setup()
     model = make_table_model(scores, users, items)
@@ -233,6 +234,7 @@ def test_bad_inputs_are_clear_errors(make_table_model):
         evaluate_model(model, train, test.rename(columns={"item_id": "movie"}), show_progress=False)
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 def test_k_beyond_the_catalogue_and_filler_match_ranx(make_table_model, ranx_reference, metric_names):
     model = make_table_model(np.random.default_rng(0).random((3, 4)), ["a", "b", "c"], [1, 2, 3, 4])
     train = pd.DataFrame({"user_id": ["a"], "item_id": [2]})

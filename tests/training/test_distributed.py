@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+pytestmark = pytest.mark.slow  # two-process launches take 8-25 s each: kept out of make test-fast (still in make test)
 
 
 def launch_env() -> dict[str, str]:
@@ -115,6 +116,8 @@ def test_torchrun_runs_the_train_command_on_two_processes(tmp_path):
         "dataset": "synthetic", "synthetic_users": 101, "synthetic_items": 53, "synthetic_interactions": 1_501,
         "num_train_epochs": 2, "per_device_train_batch_size": 64, "learning_rate": 0.01, "disable_tqdm": True,
         "output_dir": str(tmp_path / "out"),
+        # a tracker on: accelerate's end_training() destroyed the process group before the final test evaluation
+        "report_to": ["tensorboard"],
     }))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "hf_recsys.cli", "train", str(config)]
@@ -125,3 +128,4 @@ def test_torchrun_runs_the_train_command_on_two_processes(tmp_path):
     model = AutoModelForRecommendation.from_pretrained(tmp_path / "out")
     assert model.config.model_type == "causal_sequential"
     assert model.recommend([model.user_vocab.decode([0])[0]], k=3)[0].shape == (1, 3)
+    assert list((tmp_path / "out").rglob("events.out.tfevents*")), "the tensorboard tracker wrote no logs"

@@ -248,6 +248,7 @@ def run_cli(*args, cwd=None):
                           env=env, timeout=600, cwd=cwd)
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 def test_cli_trains_logs_to_tensorboard_and_saves_a_loadable_model(tmp_path):
     out = tmp_path / "out"
     config = tmp_path / "c.yaml"
@@ -275,6 +276,7 @@ def test_cli_trains_logs_to_tensorboard_and_saves_a_loadable_model(tmp_path):
     assert model.config.evaluation  # the test metrics travel with the model, for its card
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 def test_cli_reports_bad_input_clearly(tmp_path):
     proc = run_cli("--model_type", "ease", "--dataset", "synthetic", "--output_dir", str(tmp_path / "o"))
     assert proc.returncode == 2 and "not trained by gradient descent" in proc.stderr

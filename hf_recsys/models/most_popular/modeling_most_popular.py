@@ -16,6 +16,7 @@ class MostPopularPreTrainedModel(RecPreTrainedModel):
     config_class = MostPopularConfig
     base_model_prefix = "most_popular"
     supports_history = True
+    empty_history_ok = True  # the popular items are the answer for a user without history
     trainable = False
 
 

@@ -29,6 +29,7 @@ def _member_runs(fusion, user_idx, top_n=TOP_N):
     return runs
 
 
+@pytest.mark.slow  # over 5 s: kept out of make test-fast (still in make test)
 @pytest.mark.parametrize(
     "method, norm, ranx_norm, ranx_method",
     [
