@@ -29,6 +29,7 @@ def check_model_path(path: str | os.PathLike) -> None:
     from huggingface_hub.utils import validate_repo_id
 
     text = os.fspath(path)
+    recover_if_interrupted(text)  # a save killed between its two renames leaves the folder under a staging name
     if os.path.isdir(text):
         return
     if os.path.isfile(text):
@@ -52,8 +53,8 @@ def check_model_path(path: str | os.PathLike) -> None:
 
 
 def _model_type_of(path: str | os.PathLike, kwargs: dict) -> str:
-    check_model_path(path)
     hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+    check_model_path(path)
     recover_if_interrupted(path, hub.get("subfolder"))  # a save killed in this folder is finished or undone first
     config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
     model_type = config_dict.get("model_type")

@@ -59,6 +59,10 @@ RESUME_CHECKED_OPTIONS = (
 )  # fmt: skip
 
 
+# schedules that do not depend on the run's length: under them a resume may train longer (or shorter)
+LENGTH_FREE_SCHEDULES = ("constant", "constant_with_warmup")
+
+
 class IncompleteTrainerCheckpointError(OSError):
     """A training checkpoint is missing a file, or a file differs from what its ``trainer_state.json`` lists."""
 
@@ -310,6 +314,9 @@ def check_resume(
     """
     allow = set(allow.split(",") if isinstance(allow, str) else allow or ())
     old = saved.get("args") or {}
+    schedule = old.get("lr_scheduler_type", "constant")
+    if schedule in LENGTH_FREE_SCHEDULES and schedule == args.get("lr_scheduler_type"):
+        allow |= {"num_train_epochs", "max_steps"}  # training longer changes nothing done so far, nor the schedule
     changed = [
         f"{k}: {old[k]!r} -> {args.get(k)!r}"
         for k in RESUME_CHECKED_OPTIONS

@@ -174,12 +174,22 @@ def test_defect6_resume_with_changed_options_or_data_is_refused(train_log, tmp_p
 
 def test_defect6_an_explicitly_allowed_change_resumes(train_log, tmp_path):
     out = tmp_path / "run"
-    make_trainer(train_log, out, max_steps=4).train()
+    make_trainer(train_log, out, max_steps=4, lr_scheduler_type="linear").train()
     reset_state()
-    state = make_trainer(train_log, out, max_steps=6, resume_allow_changes=["max_steps"]).train(
-        resume_from_checkpoint="latest"
-    )
+    with pytest.raises(ValueError, match="max_steps: 4 -> 6"):  # a linear schedule depends on the run's length
+        make_trainer(train_log, out, max_steps=6, lr_scheduler_type="linear").train(resume_from_checkpoint="latest")
+    reset_state()
+    state = make_trainer(
+        train_log, out, max_steps=6, lr_scheduler_type="linear", resume_allow_changes=["max_steps"]
+    ).train(resume_from_checkpoint="latest")
     assert state.global_step == 6
+
+
+def test_training_longer_under_a_constant_schedule_resumes_without_asking(train_log, tmp_path):
+    out = tmp_path / "run"
+    make_trainer(train_log, out, max_steps=4).train()  # the default schedule is constant
+    reset_state()
+    assert make_trainer(train_log, out, max_steps=6).train(resume_from_checkpoint="latest").global_step == 6
 
 
 # ---------------------------------------------------------------------------------------------- defect 9
