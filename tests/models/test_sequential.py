@@ -76,7 +76,7 @@ def test_sequences_are_time_ordered():
 
 def test_causal_training_batch_predicts_the_next_item():
     model = CausalSequentialRecommender(CausalSequentialConfig(**(TINY | {"train_windows": "last"})))
-    model._resize(1, 10)
+    model.resize_tables(1, 10)
     items = np.array([4, 2, 7])
     batch = model._training_batch(items, np.array([0]), np.array([3]), torch.Generator())
     np.testing.assert_array_equal(batch["input_ids"][0, -3:], [0, 5, 3])  # pad, 4, 2 as tokens
@@ -86,7 +86,7 @@ def test_causal_training_batch_predicts_the_next_item():
 
 def test_masked_training_batch_masks_only_real_items():
     model = MaskedSequentialRecommender(MaskedSequentialConfig(**(TINY | {"mask_prob": 0.5})))
-    model._resize(1, 10)
+    model.resize_tables(1, 10)
     items = np.arange(20) % 10
     starts, ends = np.zeros(50, dtype=np.int64), np.full(50, 3)
     batch = model._training_batch(items, starts, ends, torch.Generator().manual_seed(0))

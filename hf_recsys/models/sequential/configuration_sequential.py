@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ...configuration_utils import check_choice, check_positive
+from ...training.engine import set_training_options
 from ..backbone_utils import BackboneRecConfig
+
+#: the training options of the sequential models (see :class:`~hf_recsys.training.TrainingOptions`)
+SEQUENTIAL_TRAINING_DEFAULTS = {
+    "epochs": 20,
+    "batch_size": 128,
+    "learning_rate": 1e-3,
+    "optimizer": "adamw",
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "seed": 0,
+}
 
 
 class SequentialConfig(BackboneRecConfig):
@@ -24,6 +36,8 @@ class SequentialConfig(BackboneRecConfig):
             from the text embeddings' principal components).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed: training options of
+            ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are users).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
     """
 
@@ -42,6 +56,7 @@ class SequentialConfig(BackboneRecConfig):
         train_windows: str = "random",
         **kwargs,
     ):
+        set_training_options(self, SEQUENTIAL_TRAINING_DEFAULTS, kwargs)
         for name, value in (
             ("max_sequence_length", max_sequence_length),
             ("hidden_size", hidden_size),
