@@ -38,6 +38,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "adagrad", "sgd")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -53,6 +54,9 @@ class TrainingOptions:
         weight_decay: the optimiser's weight decay.
         max_grad_norm: clip the gradient norm to this (``0`` or ``None``: no clipping).
         seed: seeds the new tables, the data order and everything sampled.
+        precision: ``"fp32"`` (default, safe everywhere), ``"bf16"`` (forward under bf16 autocast: matrix products
+            in bf16, softmax, norms and the weights in fp32) or ``"auto"`` (bf16 where the hardware has it: a CUDA
+            GPU with bf16, or a CPU with AVX512-BF16 or AMX; fp32 elsewhere).
     """
 
     epochs: int = 10
@@ -62,6 +66,7 @@ class TrainingOptions:
     weight_decay: float = 0.0
     max_grad_norm: float | None = None
     seed: int = 0
+    precision: str = "fp32"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -87,6 +92,8 @@ def check_training_options(owner: str, values: dict[str, Any]) -> None:
         raise ValueError(f"{owner}.learning_rate must be > 0, got {values['learning_rate']!r}.")
     if "optimizer" in values and values["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"{owner}.optimizer must be one of {OPTIMIZERS}, got {values['optimizer']!r}.")
+    if "precision" in values and values["precision"] not in PRECISIONS:
+        raise ValueError(f"{owner}.precision must be one of {PRECISIONS}, got {values['precision']!r}.")
     for name in ("weight_decay", "max_grad_norm"):
         if values.get(name) is not None and float(values[name]) < 0:
             raise ValueError(f"{owner}.{name} must be >= 0, got {values[name]!r}.")
@@ -119,6 +126,25 @@ def build_optimizer(params: list[nn.Parameter], options: TrainingOptions, betas=
 def uses_sgd_hook(model: nn.Module, options: TrainingOptions) -> bool:
     """Whether the model's own closed-form ``sgd_step`` replaces autograd (``optimizer="sgd"`` and the hook)."""
     return options.optimizer == "sgd" and callable(getattr(model, "sgd_step", None))
+
+
+def hardware_has_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return torch.backends.mkldnn.is_available() and any(getattr(cpu, c, lambda: False)() for c in checks)
+    return False
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (``None``: plain fp32)."""
+    if precision == "bf16" or (precision == "auto" and hardware_has_bf16(device)):
+        return torch.bfloat16
+    return None
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -252,6 +278,7 @@ def fit_model(
     weight_decay: float | None = None,
     max_grad_norm: float | None = None,
     seed: int | None = None,
+    precision: str | None = None,
     max_steps: int | None = None,
     num_threads: int | None = None,
     on_epoch_end: EpochCallback | None = None,
@@ -263,8 +290,8 @@ def fit_model(
         model: a gradient-trained recommender with its vocabularies set.
         interactions: the training log (:class:`~hf_recsys.data.Interactions`) in the model's vocabularies.
         show_progress: a progress bar.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed: override the config's
-            training options for this run (``None``: the config's); the values used are written to the config.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: override the
+            config's training options for this run (``None``: the config's); the values used are written to the config.
         max_steps: stop after this many optimiser steps.
         num_threads: torch threads during training (``None``: the family's ``fit_num_threads``, else unchanged).
         on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
@@ -277,7 +304,7 @@ def fit_model(
     from .trainer import RecTrainer
 
     overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer)
-    overrides.update(weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed)
+    overrides.update(weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed, precision=precision)
     options = TrainingOptions.from_config(model.config, **overrides)
     history = TrainingHistory()
     threads = num_threads if num_threads is not None else getattr(model, "fit_num_threads", None)
@@ -327,6 +354,9 @@ class EngineTrainedMixin:
 
 __all__ = [
     "OPTIMIZERS",
+    "PRECISIONS",
+    "autocast_dtype",
+    "hardware_has_bf16",
     "EngineTrainedMixin",
     "TrainingHistory",
     "TrainingOptions",

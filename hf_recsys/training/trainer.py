@@ -56,7 +56,7 @@ from .checkpoints import (
     verify_trainer_checkpoint,
     write_atomically,
 )
-from .engine import TrainingOptions, build_optimizer, trainable_parameters, uses_sgd_hook
+from .engine import TrainingOptions, autocast_dtype, build_optimizer, trainable_parameters, uses_sgd_hook
 from .examples import TrainingExamples
 
 logger = logging.getLogger(__name__)
@@ -283,6 +283,7 @@ class RecTrainer:
             and hasattr(self.optimizer, "optimizer")
         )
         self.unwrapped = accelerator.unwrap_model(self.model)
+        self._autocast_dtype = autocast_dtype(options.precision, accelerator.device)
         world = accelerator.num_processes
         self.step_size = options.batch_size * world * args.gradient_accumulation_steps
         steps_per_epoch = math.ceil(len(self.examples) / self.step_size)
@@ -481,7 +482,7 @@ class RecTrainer:
                 continue
             sync = m == len(micro) - 1
             with nullcontext() if sync else acc.no_sync(self.model):
-                with acc.autocast():
+                with acc.autocast(), self._precision():
                     loss = self.model(**batch).loss
                 acc.backward(loss if weight == 1.0 else loss * weight)
             total += loss.detach().float() * weight  # the mean over processes is the step's mean loss
@@ -497,6 +498,12 @@ class RecTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _precision(self):
+        """The config's precision: bf16 autocast of the forward (and so of its backward), or nothing."""
+        if self._autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.accelerator.device.type, dtype=self._autocast_dtype)
 
     def log(self, logs: dict[str, float]) -> None:
         """Log to the trackers and the console (main process) and keep in ``state.log_history``."""

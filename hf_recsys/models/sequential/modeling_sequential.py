@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.views import Interactions
-from ...heads import RetrievalHead
+from ...heads import RetrievalHead, chunked_cross_entropy
 from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
 from ...training.engine import EngineTrainedMixin, resize_rows
 from ...training.examples import TrainingExamples
@@ -201,7 +201,8 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 
     def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "full":
-            return self.head(states, items, labels=target).loss
+            chunk = self.config.loss_chunk_size or max(1, (1 << 24) // max(len(items), 1))
+            return chunked_cross_entropy(states, items, target, self.head.temperature, chunk)
         # sampled softmax: each state's positive against negatives shared by the batch, accidental hits masked
         negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
         pos = (states * items[target]).sum(-1, keepdim=True)

@@ -15,6 +15,7 @@ TWO_TOWER_TRAINING_DEFAULTS = {
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
     "seed": 0,
+    "precision": "fp32",
 }
 
 
@@ -35,8 +36,8 @@ class TwoTowerConfig(BackboneRecConfig):
         softmax_temperature: logits are divided by it.
         loss: ``"softmax"`` (in-batch sampled softmax) or ``"bpr"`` (in-batch BPR).
         logq_correction: subtract the log popularity of in-batch negatives from their logits.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed: training options of
-            ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
+            of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are
             interactions).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
 
