@@ -90,7 +90,9 @@ class PlainSASRec(nn.Module):
         self.pos = nn.Embedding(length, hidden)
         self.drop = nn.Dropout(dropout)
         self.attn_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
-        self.attns = nn.ModuleList(nn.MultiheadAttention(hidden, 1, dropout=dropout, batch_first=True) for _ in range(layers))
+        self.attns = nn.ModuleList(
+            nn.MultiheadAttention(hidden, 1, dropout=dropout, batch_first=True) for _ in range(layers)
+        )
         self.ffn_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.ffns = nn.ModuleList(
             nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden))
@@ -257,7 +259,8 @@ def main() -> None:
         info["epoch_time_ratio_ours_over_reference"] = round(ours["seconds_per_epoch_median"] / ref_s, 3)
         same = [r for r in history["epochs"] if r["epoch"] == len(ref) and "val_ndcg@10" in r]
         if same:
-            info["val_ndcg@10_after_reference_epochs"] = {"ours": same[0]["val_ndcg@10"], "reference": ref[-1]["val_ndcg@10"]}
+            both = {"ours": same[0]["val_ndcg@10"], "reference": ref[-1]["val_ndcg@10"]}
+            info["val_ndcg@10_after_reference_epochs"] = both
     info["load_end"] = load_average()
     info["wall_seconds"] = round(time.perf_counter() - started_all, 1)
     info["published"] = PUBLISHED

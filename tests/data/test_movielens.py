@@ -131,3 +131,11 @@ def test_movielens_1m_sasrec_joins_titles_through_the_id_map(tmp_path):
     (tmp_path / "sas_to_original_items.txt").write_text("1 1198\n2 4242\n")
     with pytest.raises(ValueError, match="not in movies.dat"):
         load_movielens_1m_sasrec(tmp_path)
+
+
+def test_the_train_command_reads_a_sasrec_ml1m_folder(tmp_path):
+    from hf_recsys.training.arguments import DataArguments
+    from hf_recsys.training.run import load_training_data
+
+    parts, name = load_training_data(DataArguments(dataset=str(_sasrec_folder(tmp_path)), n_validation=1))
+    assert name == tmp_path.name and parts["test"]["item_id"] == [1]  # user 1's last line
