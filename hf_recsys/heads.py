@@ -26,6 +26,74 @@ def _check(name: str, value: str, choices: tuple) -> None:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}.")
 
 
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean softmax cross-entropy of ``states @ items.T / temperature`` over every item, ``chunk_size`` rows of logits
+    at a time: the forward keeps one log-sum-exp per row, the backward recomputes each chunk's logits, so at most
+    ``chunk_size x num_items`` logits exist at once (instead of all of them, plus their softmax and gradient)."""
+
+    @staticmethod
+    def forward(ctx, states, items, target, chunk_size: int, temperature: float, compute_dtype):
+        acc = torch.promote_types(compute_dtype, torch.float32)  # softmax in fp32 (fp64 stays fp64)
+        lse = torch.empty(len(states), dtype=acc, device=states.device)
+        total = torch.zeros((), dtype=acc, device=states.device)
+        s, w = states.to(compute_dtype), items.to(compute_dtype)
+        for start in range(0, len(states), chunk_size):
+            stop = min(start + chunk_size, len(states))
+            logits = (s[start:stop] @ w.T).to(acc).div_(temperature)
+            lse[start:stop] = torch.logsumexp(logits, dim=1)
+            picked = logits.gather(1, target[start:stop, None]).squeeze(1)
+            total += (lse[start:stop] - picked).sum()
+        ctx.save_for_backward(states, items, target, lse)
+        ctx.chunk_size, ctx.temperature, ctx.compute_dtype = chunk_size, temperature, compute_dtype
+        return total / max(len(states), 1)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        states, items, target, lse = ctx.saved_tensors
+        dt, acc = ctx.compute_dtype, lse.dtype
+        scale = grad_out.to(acc) / (max(len(states), 1) * ctx.temperature)
+        s, w = states.to(dt), items.to(dt)
+        grad_states = torch.empty_like(states, dtype=acc)
+        grad_items = torch.zeros_like(items, dtype=acc)
+        for start in range(0, len(states), ctx.chunk_size):
+            stop = min(start + ctx.chunk_size, len(states))
+            logits = (s[start:stop] @ w.T).to(acc).div_(ctx.temperature)
+            probs = logits.sub_(lse[start:stop, None]).exp_()  # softmax, in place of the logits
+            probs[torch.arange(stop - start, device=probs.device), target[start:stop]] -= 1.0
+            probs = probs.mul_(scale).to(dt)
+            grad_states[start:stop] = probs @ w
+            grad_items += probs.T @ s[start:stop]
+        return grad_states.to(states.dtype), grad_items.to(items.dtype), None, None, None, None
+
+
+def chunked_cross_entropy(
+    states: torch.Tensor,
+    items: torch.Tensor,
+    target: torch.LongTensor,
+    temperature: float = 1.0,
+    chunk_size: int = 2048,
+) -> torch.Tensor:
+    """Mean cross-entropy of each state's ``target`` item against every item, without materialising all the logits.
+
+    Equal to ``F.cross_entropy(states @ items.T / temperature, target)``, computed ``chunk_size`` rows at a time
+    (forward and backward). Under bf16 autocast the two matrix products run in bf16, the softmax in fp32.
+
+    Args:
+        states: ``(n, d)`` query states.
+        items: ``(num_items, d)`` item table.
+        target: ``(n,)`` index of each state's positive item.
+        temperature: logits are divided by it.
+        chunk_size: rows of logits computed at once.
+
+    Returns:
+        The scalar mean loss.
+    """
+    dev = states.device.type
+    autocast_bf16 = torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16
+    compute_dtype = torch.bfloat16 if autocast_bf16 else torch.promote_types(states.dtype, items.dtype)
+    return _ChunkedCrossEntropy.apply(states, items, target, int(chunk_size), float(temperature), compute_dtype)
+
+
 class RetrievalHead(nn.Module):
     """Scores queries against items by dot product or cosine similarity.
 

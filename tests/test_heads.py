@@ -103,3 +103,26 @@ def test_click_head_bce_and_learns_separable_clicks():
         opt.step()
     acc = ((head(u, i).scores > 0).float() == y).float().mean().item()
     assert acc > 0.9
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_chunked_cross_entropy_equals_the_full_softmax_loss_and_gradients(temperature):
+    from hf_recsys.heads import chunked_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    states = torch.randn(37, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    items = torch.randn(23, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(23, (37,), generator=gen)
+    full = torch.nn.functional.cross_entropy(states @ items.T / temperature, target)
+    grads = torch.autograd.grad(full, (states, items))
+    chunked = chunked_cross_entropy(states, items, target, temperature, chunk_size=5)  # 8 chunks, the last short
+    assert torch.allclose(chunked, full.float().to(chunked.dtype), atol=1e-6)
+    ours = torch.autograd.grad(chunked, (states, items))
+    for g, h in zip(grads, ours):
+        assert torch.allclose(g, h, atol=1e-6)
+    assert torch.autograd.gradcheck(
+        lambda s, w: chunked_cross_entropy(s, w, target, temperature, chunk_size=7), (states, items)
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 products, fp32 softmax: close to the fp32 loss
+        low = chunked_cross_entropy(states.float(), items.float(), target, temperature, chunk_size=5)
+    assert low.dtype == torch.float32 and abs(float(low) - float(full)) < 0.05 * float(full)

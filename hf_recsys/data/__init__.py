@@ -2,7 +2,7 @@
 
 from .catalogue import find_items, resolve_item
 from .loading import DataValidationError, load_interactions, load_items, read_table, validate_interactions
-from .movielens import detect_movielens, load_movielens
+from .movielens import detect_movielens, load_movielens, load_movielens_1m_sasrec
 from .sampling import sample_negatives
 from .splits import global_temporal_split, kcore_filter, leave_last_out, random_split, temporal_user_split
 from .synthetic import generate_interactions, generate_interactions_table, write_synthetic_parquet
@@ -27,6 +27,7 @@ __all__ = [
     "load_interactions",
     "load_items",
     "load_movielens",
+    "load_movielens_1m_sasrec",
     "load_vocabs",
     "random_split",
     "read_table",

@@ -682,7 +682,9 @@ def load_interactions(
         columns: canonical name -> source column, e.g. ``{"user_id": "userId", "item_id": "movieId"}``; a value of
             ``None`` ignores that canonical column. Unmapped canonical columns are found by common aliases
             (``userId``, ``movieId``, ``time`` ...; see ``COLUMN_ALIASES``).
-        format: ``"csv"``, ``"tsv"``, ``"parquet"``, ``"json"`` or ``"arrow"``; inferred from the extension.
+        format: ``"csv"``, ``"tsv"``, ``"parquet"``, ``"json"`` or ``"arrow"``; inferred from the extension. Or
+            ``"sasrec"``: the SASRec/BERT4Rec sequence file (``user item`` per line, no header, each user's lines in
+            time order, e.g. ``ml-1m.txt``), read by :func:`read_sasrec_sequences`.
         sep: field separator of delimited text (may be several characters, e.g. ``"::"``).
         duplicates: rows repeating a (user, item, timestamp) key (or (user, item) when there is no timestamp):
             ``"error"`` (default) raises naming the rows; ``"first"``/``"last"`` keep one row in log order;
@@ -720,18 +722,21 @@ def load_interactions(
     def select(names: list[str]) -> list[str]:
         return list(resolve_columns(names, columns).values())
 
-    table = read_table(
-        source,
-        format=format,
-        sep=sep,
-        split=split,
-        header=header,
-        column_names=column_names,
-        encoding=encoding,
-        select=select,
-        load_kwargs=load_kwargs,
-        column_types=_text_id_columns(columns) if id_dtype == "string" else None,
-    )
+    if format == "sasrec":
+        table = read_sasrec_sequences(source)
+    else:
+        table = read_table(
+            source,
+            format=format,
+            sep=sep,
+            split=split,
+            header=header,
+            column_names=column_names,
+            encoding=encoding,
+            select=select,
+            load_kwargs=load_kwargs,
+            column_types=_text_id_columns(columns) if id_dtype == "string" else None,
+        )
     table = validate_interactions(
         table,
         columns=columns,
@@ -749,6 +754,42 @@ def _text_id_columns(columns: Mapping[str, str | None] | None) -> dict[str, Any]
     names = [*COLUMN_ALIASES["user_id"], *COLUMN_ALIASES["item_id"]]
     names += [(columns or {}).get(k) for k in ("user_id", "item_id")]
     return {n: pa.string() for n in names if n}
+
+
+def read_sasrec_sequences(path: str | os.PathLike) -> pa.Table:
+    """Read a SASRec/BERT4Rec sequence file: one ``user item`` pair per line (whitespace-separated integers, no
+    header), each user's lines in time order (``ml-1m.txt`` of SASRec, BERT4Rec and gSASRec).
+
+    Returns:
+        A table with ``user_id``, ``item_id`` and a synthetic ``timestamp``: each user's position 0, 1, 2, ... in the
+        file, so that time-ordered splits and sequences keep the file's order. Raises ``DataValidationError`` for a
+        line that is not two integers.
+    """
+    import pyarrow.csv as pcsv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SASRec sequence file not found: {path}")
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=["user_id", "item_id"]),
+            parse_options=pcsv.ParseOptions(delimiter=" "),
+            convert_options=pcsv.ConvertOptions(column_types={"user_id": pa.int64(), "item_id": pa.int64()}),
+        )
+    except pa.ArrowInvalid as exc:
+        raise DataValidationError(
+            f"{path} is not a SASRec sequence file (one 'user item' pair of integers per line, space-separated, no "
+            f"header): {exc}"
+        ) from exc
+    users = table.column("user_id").to_numpy()
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    position = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
+    timestamp = np.empty(len(users), dtype=np.int64)
+    timestamp[order] = position
+    return table.append_column("timestamp", pa.array(timestamp))
 
 
 def validate_interactions(
@@ -991,6 +1032,7 @@ __all__ = [
     "duplicate_groups",
     "load_interactions",
     "load_items",
+    "read_sasrec_sequences",
     "read_table",
     "resolve_columns",
     "validate_interactions",

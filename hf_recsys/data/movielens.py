@@ -109,4 +109,45 @@ def load_movielens(path: str | os.PathLike, *, with_tags: bool = True, duplicate
     return log, items
 
 
-__all__ = ["ML100K_GENRES", "detect_movielens", "load_movielens"]
+def load_movielens_1m_sasrec(path: str | os.PathLike) -> tuple[Any, Any]:
+    """Load ML-1M as preprocessed by SASRec (``ml-1m.txt``, the file of the SASRec, BERT4Rec and gSASRec papers) with
+    the title and genres of its items.
+
+    Args:
+        path: the folder holding ``ml-1m.txt``, ``sas_to_original_items.txt`` (``sas_id original_id``) and the
+            original ``movies.dat`` (``MovieID::Title::Genres``, latin-1).
+
+    Returns:
+        ``(interactions, items)`` as ``datasets.Dataset``: interactions with ``user_id``, ``item_id`` (SASRec's ids)
+        and a synthetic ``timestamp`` (each user's position in the file, see
+        :func:`~hf_recsys.data.loading.read_sasrec_sequences`); items with ``item_id`` (SASRec's ids), ``title``,
+        ``genres``, ``tags`` and ``text``, joined through the id map. Raises ``ValueError`` when an item of the
+        map has no movie in ``movies.dat``.
+
+    Example:
+        ```python
+        >>> log, items = load_movielens_1m_sasrec("../shared/data/ml-1m")  # doctest: +SKIP
+        >>> log.num_rows, items.num_rows  # doctest: +SKIP
+        (999611, 3416)
+        ```
+    """
+    folder = Path(path)
+    log = load_interactions(folder / "ml-1m.txt", format="sasrec")
+    mapping = np.loadtxt(folder / "sas_to_original_items.txt", dtype=np.int64, ndmin=2)
+    movies = read_table(
+        folder / "movies.dat", format="csv", sep="::", header=False, column_names=["item_id", "title", "genres"],
+        encoding="latin-1", quote_char=False,
+    )  # fmt: skip
+    original = movies.column("item_id").to_numpy()
+    where = {int(m): i for i, m in enumerate(original)}
+    missing = [int(o) for o in mapping[:, 1] if int(o) not in where]
+    if missing:
+        raise ValueError(f"{len(missing)} items of sas_to_original_items.txt are not in movies.dat: {missing[:10]}.")
+    rows = pa.array([where[int(o)] for o in mapping[:, 1]])
+    joined = movies.take(rows).set_column(0, "item_id", pa.array(mapping[:, 0]))
+    items = load_items(joined)
+    logger.info("Loaded SASRec ML-1M from %s: %d interactions, %d items.", folder, log.num_rows, items.num_rows)
+    return log, items
+
+
+__all__ = ["ML100K_GENRES", "detect_movielens", "load_movielens", "load_movielens_1m_sasrec"]

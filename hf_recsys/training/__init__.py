@@ -1,11 +1,20 @@
-"""Training: the lean seeded loop behind ``fit()``, and the Accelerate trainer behind ``hf-recsys train``.
+"""Training: one engine (:mod:`~hf_recsys.training.engine`) behind ``fit()``, ``hf-recsys train`` and
+``accelerate launch``: the Accelerate trainer :class:`RecTrainer`, with the training options of the model's config.
 
 The trainer's names (``RecTrainer``, ``RecTrainingArguments``, ``parse_train_args``, ...) import lazily, so that
 ``import hf_recsys`` does not import Accelerate.
 """
 
+from .engine import (
+    EngineTrainedMixin,
+    TrainingHistory,
+    TrainingOptions,
+    fit_model,
+    resize_embedding,
+    resize_rows,
+    trainable_parameters,
+)
 from .examples import TrainingExamples
-from .loop import LoopArguments, TrainingHistory, minibatches, train_loop, trainable_parameters
 
 _LAZY = {
     "DataArguments": "arguments",
@@ -31,11 +40,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "LoopArguments",
+    "EngineTrainedMixin",
     "TrainingExamples",
     "TrainingHistory",
-    "minibatches",
-    "train_loop",
+    "TrainingOptions",
+    "fit_model",
+    "resize_embedding",
+    "resize_rows",
     "trainable_parameters",
     *_LAZY,
 ]

@@ -153,16 +153,25 @@ class RecTrainingArguments:
 
     output_dir: str | None = field(default=None, metadata={"help": "where checkpoints and the final model go"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "allow an output_dir that holds a model"})
-    num_train_epochs: int = field(default=10, metadata={"help": "passes over the training examples"})
+    num_train_epochs: int | None = field(
+        default=None, metadata={"help": "passes over the training examples (default: the model config's epochs)"}
+    )
     max_steps: int = field(default=-1, metadata={"help": "stop after this many optimiser steps (-1: all epochs)"})
-    per_device_train_batch_size: int = field(default=128, metadata={"help": "examples per process per micro-step"})
+    per_device_train_batch_size: int | None = field(
+        default=None, metadata={"help": "examples per process per micro-step (default: the config's batch_size)"}
+    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-steps per optimiser step"})
-    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
-    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: none)"})
+    learning_rate: float | None = field(default=None, metadata={"help": "learning rate (default: the config's)"})
+    optim: str | None = field(
+        default=None, metadata={"help": "adamw, adam, adagrad or sgd (default: the model config's optimizer)"}
+    )
+    weight_decay: float | None = field(default=None, metadata={"help": "weight decay (default: the config's)"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "Adam/AdamW beta1"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "Adam/AdamW beta2"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "Adam/AdamW epsilon"})
+    max_grad_norm: float | None = field(
+        default=None, metadata={"help": "gradient clipping (0: none; default: the config's max_grad_norm)"}
+    )
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (passed to Accelerate)"})
@@ -205,11 +214,11 @@ class RecTrainingArguments:
         if not self.output_dir:
             raise ValueError(f"{owner}.output_dir is required: where checkpoints and the trained model are written.")
         for name in ("num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{owner}.{name} must be >= 1, got {getattr(self, name)!r}.")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"{owner}.max_steps must be -1 (use num_train_epochs) or >= 1, got {self.max_steps}.")
-        if self.learning_rate <= 0:
+        if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"{owner}.learning_rate must be > 0, got {self.learning_rate!r}.")
         _choice(owner, "mixed_precision", self.mixed_precision, PRECISIONS)
         _choice(owner, "eval_strategy", self.eval_strategy, STRATEGIES)

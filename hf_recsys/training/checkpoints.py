@@ -55,7 +55,7 @@ LOCK_FILE = ".hf-recsys-train.lock"
 RESUME_CHECKED_OPTIONS = (
     "seed", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay",
     "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "lr_scheduler_type", "warmup_steps",
-    "num_train_epochs", "max_steps", "mixed_precision",
+    "num_train_epochs", "max_steps", "mixed_precision", "optim", "precision",
 )  # fmt: skip
 
 

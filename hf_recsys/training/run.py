@@ -51,7 +51,9 @@ def load_training_data(data_args: DataArguments, seed: int = 0) -> tuple[dict[st
                 )
             source = str(found)
         name = os.path.basename(os.path.normpath(source))
-        if os.path.isdir(source) and _is_movielens(source):
+        if os.path.isdir(source) and os.path.isfile(os.path.join(source, "ml-1m.txt")):
+            log, _ = D.load_movielens_1m_sasrec(source)  # SASRec's ML-1M (user item sequences)
+        elif os.path.isdir(source) and _is_movielens(source):
             log, _ = D.load_movielens(source)
         else:
             log = D.load_interactions(source, columns=data_args.columns or None)

@@ -62,8 +62,8 @@ from .checkpoints import (
     verify_trainer_checkpoint,
     write_atomically,
 )
+from .engine import TrainingOptions, autocast_dtype, build_optimizer, trainable_parameters, uses_sgd_hook
 from .examples import TrainingExamples
-from .loop import trainable_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +182,20 @@ def make_accelerator(args: RecTrainingArguments):
     return acc
 
 
+def run_options(config: Any, args: RecTrainingArguments) -> TrainingOptions:
+    """The training options of a run: ``args``' values where set, else the model config's."""
+    return TrainingOptions.from_config(
+        config,
+        epochs=args.num_train_epochs,
+        batch_size=args.per_device_train_batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optim,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        seed=args.seed,
+    )
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -237,6 +251,11 @@ class RecTrainer:
                 "hf_recsys.data.encode_interactions(log, model.user_vocab, model.item_vocab)."
             )
         self.train_data = train
+        # the training options: the run's arguments where given, else the model config's (written back to it)
+        self.options = options = run_options(model.config, args)
+        for name, value in asdict(options).items():
+            if hasattr(model.config, name):
+                setattr(model.config, name, value)
         # the model's own setup (table sizes, stored histories) and its examples; the same on every process
         set_seed(args.seed)
         model.config.num_users, model.config.num_items = train.num_users, train.num_items
@@ -246,13 +265,18 @@ class RecTrainer:
         self.eval_data = eval_data
         self._eval_shard = None
         params = trainable_parameters(model)
-        optimizer = torch.optim.AdamW(
-            params,
-            lr=args.learning_rate,
-            betas=(args.adam_beta1, args.adam_beta2),
-            eps=args.adam_epsilon,
-            weight_decay=args.weight_decay,
-        )
+        optimizer = build_optimizer(params, options, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+        # a family's closed-form update (BPR's per-sample SGD) replaces autograd; the optimizer then only carries the
+        # learning rate (and the scheduler's changes to it)
+        self._sgd_hook = uses_sgd_hook(model, options)
+        if self._sgd_hook and (accelerator.num_processes > 1 or args.gradient_accumulation_steps > 1):
+            raise ValueError(
+                f"{type(model).__name__} with optimizer='sgd' updates its rows in place (no gradients to average or "
+                "accumulate): it trains on one process without gradient accumulation; set optim (or the config's "
+                "optimizer) to adam or adamw for that."
+            )
+        if self._sgd_hook:
+            optimizer._opt_called = True  # never stepped: tells the scheduler that is intended
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self._params = params
         # Accelerate's optimizer step() looks up the optional `lomo_optim` package twice on every call (0.3 ms a
@@ -265,10 +289,11 @@ class RecTrainer:
             and hasattr(self.optimizer, "optimizer")
         )
         self.unwrapped = accelerator.unwrap_model(self.model)
+        self._autocast_dtype = autocast_dtype(options.precision, accelerator.device)
         world = accelerator.num_processes
-        self.step_size = args.per_device_train_batch_size * world * args.gradient_accumulation_steps
+        self.step_size = options.batch_size * world * args.gradient_accumulation_steps
         steps_per_epoch = math.ceil(len(self.examples) / self.step_size)
-        max_steps = args.max_steps if args.max_steps > 0 else steps_per_epoch * args.num_train_epochs
+        max_steps = args.max_steps if args.max_steps > 0 else steps_per_epoch * options.epochs
         self.state = TrainerState(
             max_steps=max_steps,
             steps_per_epoch=steps_per_epoch,
@@ -365,7 +390,8 @@ class RecTrainer:
                 order = epoch_permutation(len(self.examples), args.seed, state.epoch)
                 for step in range(state.step_in_epoch, state.steps_per_epoch):
                     chunk = order[step * self.step_size : (step + 1) * self.step_size]
-                    running += self._optimizer_step(chunk, state.epoch, step)
+                    self.last_step_loss = self._optimizer_step(chunk, state.epoch, step)
+                    running += self.last_step_loss
                     running_steps += 1
                     state.global_step += 1
                     state.step_in_epoch = step + 1
@@ -454,21 +480,28 @@ class RecTrainer:
     def _optimizer_step(self, chunk: torch.LongTensor, epoch: int, step: int) -> torch.Tensor:
         """One optimiser step over this process's share of ``chunk``; returns the process's weighted loss."""
         acc, args = self.accelerator, self.args
-        micro = shard_step(chunk, args.per_device_train_batch_size, acc.num_processes, acc.process_index)
+        micro = shard_step(chunk, self.options.batch_size, acc.num_processes, acc.process_index)
         total = torch.zeros((), device=acc.device)
         for m, (local, weight) in enumerate(micro):
             self._call("on_batch", local if weight > 0 else local[:0])
             gen = step_generator(args.seed, epoch, step, m, acc.process_index)
             batch = _to_device(self.examples.collate(local, gen), acc.device)
+            if self._sgd_hook:  # the family's own in-place update at the current learning rate
+                lr = self.optimizer.param_groups[0]["lr"]
+                total += torch.as_tensor(float(self.unwrapped.sgd_step(lr, **batch))) * weight
+                continue
             sync = m == len(micro) - 1
             with nullcontext() if sync else acc.no_sync(self.model):
-                with acc.autocast():
+                with acc.autocast(), self._precision():
                     loss = self.model(**batch).loss
                 acc.backward(loss if weight == 1.0 else loss * weight)
             total += loss.detach().float() * weight  # the mean over processes is the step's mean loss
         self._nan_guard.update(total, self.state.global_step + 1)
-        if args.max_grad_norm and args.max_grad_norm > 0:
-            acc.clip_grad_norm_(self._params, args.max_grad_norm)
+        if self._sgd_hook:
+            self.scheduler.step()
+            return total
+        if self.options.max_grad_norm:
+            acc.clip_grad_norm_(self._params, self.options.max_grad_norm)
         if self._plain_step:
             self.optimizer.optimizer.step()
         else:
@@ -476,6 +509,12 @@ class RecTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total
+
+    def _precision(self):
+        """The config's precision: bf16 autocast of the forward (and so of its backward), or nothing."""
+        if self._autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.accelerator.device.type, dtype=self._autocast_dtype)
 
     def log(self, logs: dict[str, float]) -> None:
         """Log to the trackers and the console (main process) and keep in ``state.log_history``."""
@@ -620,7 +659,19 @@ class RecTrainer:
         return final
 
     def _args_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self.args), default=str))
+        """The run's arguments with the options it really trains with (``None`` ones resolved from the config)."""
+        o = self.options
+        resolved = {
+            "num_train_epochs": o.epochs,
+            "per_device_train_batch_size": o.batch_size,
+            "learning_rate": o.learning_rate,
+            "optim": o.optimizer,
+            "weight_decay": o.weight_decay,
+            "max_grad_norm": o.max_grad_norm,
+            "seed": o.seed,
+            "precision": o.precision,
+        }
+        return json.loads(json.dumps({**asdict(self.args), **resolved}, default=str))
 
     def _rotate_checkpoints(self) -> None:
         rotate_checkpoints(self.output_dir, self.args.save_total_limit)

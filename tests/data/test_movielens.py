@@ -92,3 +92,50 @@ def test_real_ml_latest_small_split_matches_pandas(ml_latest_small):
         got[["user_id", "item_id"]].sort_values("user_id").values.tolist()
         == expected.sort_values("user_id").values.tolist()
     )
+
+
+def _sasrec_folder(tmp_path):
+    """A few users in the SASRec ml-1m.txt format, with its id map and the original movies.dat (latin-1)."""
+    (tmp_path / "ml-1m.txt").write_text("1 1\n1 2\n1 3\n2 2\n1 1\n2 3\n3 1\n")  # user 1 sees item 1 again at the end
+    (tmp_path / "sas_to_original_items.txt").write_text("1 1198\n2 3552\n3 356\n")
+    (tmp_path / "movies.dat").write_bytes(
+        "356::Forrest Gump (1994)::Comedy|Romance|War\n1198::Raiders of the Lost Ark (1981)::Action|Adventure\n"
+        "3552::Caddyshack (1980)::Comedy\n9::Caf\xe9 (1995)::Drama\n".encode("latin-1")
+    )
+    return tmp_path
+
+
+def test_sasrec_sequence_format_keeps_each_users_order(tmp_path):
+    from hf_recsys.data import DataValidationError, leave_last_out, load_interactions
+
+    folder = _sasrec_folder(tmp_path)
+    log = load_interactions(folder / "ml-1m.txt", format="sasrec")
+    assert log.column_names == ["user_id", "item_id", "timestamp"]
+    assert log["user_id"] == [1, 1, 1, 2, 1, 2, 3] and log["timestamp"] == [0, 1, 2, 0, 3, 1, 0]
+    split = leave_last_out(log, n_validation=1)  # user 1's last line is the test item, the one before validation
+    test, validation = split["test"].to_pandas(), split["validation"].to_pandas()
+    assert test[test.user_id == 1].item_id.tolist() == [1]
+    assert validation[validation.user_id == 1].item_id.tolist() == [3]
+    (tmp_path / "bad.txt").write_text("1 1\n1,2\n")
+    with pytest.raises(DataValidationError, match="SASRec sequence file"):
+        load_interactions(tmp_path / "bad.txt", format="sasrec")
+
+
+def test_movielens_1m_sasrec_joins_titles_through_the_id_map(tmp_path):
+    from hf_recsys.data import load_movielens_1m_sasrec
+
+    log, items = load_movielens_1m_sasrec(_sasrec_folder(tmp_path))
+    assert log.num_rows == 7 and items["item_id"] == [1, 2, 3]
+    assert items["title"] == ["Raiders of the Lost Ark (1981)", "Caddyshack (1980)", "Forrest Gump (1994)"]
+    assert items["genres"][0] == ["Action", "Adventure"] and "Forrest Gump" in items["text"][2]
+    (tmp_path / "sas_to_original_items.txt").write_text("1 1198\n2 4242\n")
+    with pytest.raises(ValueError, match="not in movies.dat"):
+        load_movielens_1m_sasrec(tmp_path)
+
+
+def test_the_train_command_reads_a_sasrec_ml1m_folder(tmp_path):
+    from hf_recsys.training.arguments import DataArguments
+    from hf_recsys.training.run import load_training_data
+
+    parts, name = load_training_data(DataArguments(dataset=str(_sasrec_folder(tmp_path)), n_validation=1))
+    assert name == tmp_path.name and parts["test"]["item_id"] == [1]  # user 1's last line

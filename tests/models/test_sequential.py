@@ -76,7 +76,7 @@ def test_sequences_are_time_ordered():
 
 def test_causal_training_batch_predicts_the_next_item():
     model = CausalSequentialRecommender(CausalSequentialConfig(**(TINY | {"train_windows": "last"})))
-    model._resize(1, 10)
+    model.resize_tables(1, 10)
     items = np.array([4, 2, 7])
     batch = model._training_batch(items, np.array([0]), np.array([3]), torch.Generator())
     np.testing.assert_array_equal(batch["input_ids"][0, -3:], [0, 5, 3])  # pad, 4, 2 as tokens
@@ -86,7 +86,7 @@ def test_causal_training_batch_predicts_the_next_item():
 
 def test_masked_training_batch_masks_only_real_items():
     model = MaskedSequentialRecommender(MaskedSequentialConfig(**(TINY | {"mask_prob": 0.5})))
-    model._resize(1, 10)
+    model.resize_tables(1, 10)
     items = np.arange(20) % 10
     starts, ends = np.zeros(50, dtype=np.int64), np.full(50, 3)
     batch = model._training_batch(items, starts, ends, torch.Generator().manual_seed(0))
@@ -233,3 +233,27 @@ def test_update_histories_appends_new_items_without_training():
     assert model.user_history[model.user_vocab.encode(["u1"])[0], -1].item() == model.item_vocab.encode([247])[0] + 1
     assert model.seen_items[model.user_vocab.encode(["u1"])[0]].toarray()[0, model.item_vocab.encode([247])[0]] == 1
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+
+
+def test_bf16_and_fp32_training_reach_the_same_quality():
+    """precision="bf16" (autocast: bf16 products, fp32 softmax and weights) learns as well as fp32 on a small log."""
+    from hf_recsys.data import generate_interactions, leave_last_out
+    from hf_recsys.evaluation import evaluate_model
+
+    log, _ = generate_interactions(num_users=300, num_items=60, num_interactions=6_000, seed=3)
+    splits = leave_last_out(log)
+    cfg = dict(TINY, max_sequence_length=20, hidden_size=32, dropout=0.1, epochs=12, batch_size=32, learning_rate=5e-3)
+    ndcg = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = CausalSequentialRecommender(CausalSequentialConfig(**cfg, precision=precision))
+        model.fit(splits["train"], show_progress=False)
+        res = evaluate_model(model, splits["train"], splits["test"], ks=10, metrics=["ndcg"], show_progress=False)
+        ndcg[precision] = res.summary["ndcg@10"]
+    torch.manual_seed(0)
+    untrained = CausalSequentialRecommender(CausalSequentialConfig(**(cfg | {"epochs": 1}))).fit(
+        splits["train"], max_steps=1, show_progress=False
+    )
+    floor = evaluate_model(untrained, splits["train"], splits["test"], ks=10, metrics=["ndcg"], show_progress=False)
+    assert ndcg["fp32"] > 1.25 * floor.summary["ndcg@10"], (ndcg, floor.summary)
+    assert abs(ndcg["bf16"] - ndcg["fp32"]) < 0.15 * ndcg["fp32"], ndcg

@@ -49,6 +49,8 @@ def make_trainer(splits, tmp_path, model_type="bprmf", callbacks=(), **overrides
         num_train_epochs=2,
         per_device_train_batch_size=64,
         learning_rate=0.01,
+        optim="adamw",  # the trainer's mechanics under autograd (the config's default is BPR's in-place SGD)
+        max_grad_norm=1.0,
         disable_tqdm=True,
         logging_steps=5,
     )

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from ...configuration_utils import check_choice, check_positive
+from ...training.engine import set_training_options
 from ..backbone_utils import BackboneRecConfig
+
+#: the training options of the sequential models (see :class:`~hf_recsys.training.TrainingOptions`)
+SEQUENTIAL_TRAINING_DEFAULTS = {
+    "epochs": 20,
+    "batch_size": 128,
+    "learning_rate": 1e-3,
+    "optimizer": "adamw",
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "seed": 0,
+    "precision": "fp32",
+}
 
 
 class SequentialConfig(BackboneRecConfig):
@@ -13,8 +26,17 @@ class SequentialConfig(BackboneRecConfig):
         max_sequence_length: items of history the model reads (the most recent ones).
         hidden_size, num_layers, num_heads, dropout: size of the default backbone, used only when neither
             ``backbone_name_or_path`` nor ``backbone_config`` is given.
-        loss: ``"full"`` (softmax over every item) or ``"sampled"`` (softmax over the positive and
+        ffn_size: width of the default backbone's feed-forward layers (``None``: ``4 * hidden_size``; SASRec uses
+            ``hidden_size``).
+        attention_dropout: dropout on the attention weights of the default backbone (``None``: ``dropout``). At 0 the
+            attention runs in PyTorch's fused kernel (no dropout mask of every attention weight).
+        hidden_act: activation of the default backbone's feed-forward layers (``None``: the architecture's, GPT-2's
+            ``gelu_new`` or BERT's ``gelu``; SASRec uses ``relu``).
+        loss: ``"full"`` (softmax over every item, computed in chunks of ``loss_chunk_size`` positions so that the
+            logits of the whole batch never exist at once) or ``"sampled"`` (softmax over the positive and
             ``num_negatives`` uniformly sampled items, accidental hits masked).
+        loss_chunk_size: positions whose full-catalogue logits are computed at once (``None``: as many as fit in
+            16M logits).
         num_negatives: negatives per step for the sampled loss.
         softmax_temperature: logits are divided by it.
         item_text_dim: size of the item text embeddings the model can use (0: none). They are given to ``fit``
@@ -24,6 +46,8 @@ class SequentialConfig(BackboneRecConfig):
             from the text embeddings' principal components).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
+            of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are users).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
     """
 
@@ -40,8 +64,13 @@ class SequentialConfig(BackboneRecConfig):
         item_text_dim: int = 0,
         text_fusion: str = "none",
         train_windows: str = "random",
+        ffn_size: int | None = None,
+        attention_dropout: float | None = None,
+        loss_chunk_size: int | None = None,
+        hidden_act: str | None = None,
         **kwargs,
     ):
+        set_training_options(self, SEQUENTIAL_TRAINING_DEFAULTS, kwargs)
         for name, value in (
             ("max_sequence_length", max_sequence_length),
             ("hidden_size", hidden_size),
@@ -52,6 +81,15 @@ class SequentialConfig(BackboneRecConfig):
         ):
             check_positive(self, name, value)
         check_positive(self, "dropout", dropout, allow_zero=True)
+        for name, value in (("ffn_size", ffn_size), ("loss_chunk_size", loss_chunk_size)):
+            if value is not None:
+                check_positive(self, name, value)
+        if attention_dropout is not None:
+            check_positive(self, "attention_dropout", attention_dropout, allow_zero=True)
+        self.ffn_size = None if ffn_size is None else int(ffn_size)
+        self.attention_dropout = None if attention_dropout is None else float(attention_dropout)
+        self.loss_chunk_size = None if loss_chunk_size is None else int(loss_chunk_size)
+        self.hidden_act = hidden_act
         check_positive(self, "item_text_dim", item_text_dim, allow_zero=True)
         check_choice(self, "loss", loss, ("full", "sampled"))
         check_choice(self, "text_fusion", text_fusion, ("none", "add", "init"))
@@ -92,6 +130,7 @@ class CausalSequentialConfig(SequentialConfig):
 
     def default_backbone_config(self) -> dict:
         d = self.dropout
+        attn = d if self.attention_dropout is None else self.attention_dropout
         return {
             "model_type": "gpt2",
             "n_layer": self.num_layers,
@@ -103,7 +142,9 @@ class CausalSequentialConfig(SequentialConfig):
             "eos_token_id": None,
             "resid_pdrop": d,
             "embd_pdrop": d,
-            "attn_pdrop": d,
+            "attn_pdrop": attn,
+            "n_inner": self.ffn_size,
+            **({"activation_function": self.hidden_act} if self.hidden_act else {}),
         }
 
 
@@ -125,18 +166,20 @@ class MaskedSequentialConfig(SequentialConfig):
 
     def default_backbone_config(self) -> dict:
         d = self.dropout
+        attn = d if self.attention_dropout is None else self.attention_dropout
         return {
             "model_type": "bert",
             "num_hidden_layers": self.num_layers,
             "hidden_size": self.hidden_size,
             "num_attention_heads": self.num_heads,
-            "intermediate_size": 4 * self.hidden_size,
+            "intermediate_size": self.ffn_size or 4 * self.hidden_size,
             "max_position_embeddings": self.max_sequence_length,
             "vocab_size": 1,
             "type_vocab_size": 1,
             "pad_token_id": 0,
             "hidden_dropout_prob": d,
-            "attention_probs_dropout_prob": d,
+            "attention_probs_dropout_prob": attn,
+            **({"hidden_act": self.hidden_act} if self.hidden_act else {}),
         }
 
 

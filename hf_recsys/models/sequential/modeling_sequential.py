@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...data.views import Interactions
-from ...heads import RetrievalHead
+from ...heads import RetrievalHead, chunked_cross_entropy
 from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
-from ...training import LoopArguments, train_loop
+from ...training.engine import EngineTrainedMixin, resize_rows
 from ...training.examples import TrainingExamples
 from ..backbone_utils import BackboneModelMixin, build_backbone, eval_mode, prepare_backbone
 from .configuration_sequential import CausalSequentialConfig, MaskedSequentialConfig, SequentialConfig
@@ -50,7 +50,7 @@ def gather_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, leng
     return np.where(pos >= starts[:, None], items[np.clip(pos, 0, len(items) - 1)] + 1, 0)
 
 
-class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
+class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
     """Shared machinery of the sequential recommenders: item tables, text fusion, training and scoring."""
 
     config_class = SequentialConfig
@@ -67,7 +67,8 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
         self.head = RetrievalHead(similarity="dot", temperature=config.softmax_temperature)
         if config.item_text_dim:
             self.text_projection = nn.Linear(config.item_text_dim, self.hidden_size)
-        self._build_item_tables(config.num_items)
+        self.item_embeddings = None
+        self.resize_tables(config.num_users, config.num_items)
         self.register_buffer(
             "user_history", torch.zeros(config.num_users, config.max_sequence_length, dtype=torch.long)
         )
@@ -89,15 +90,30 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
         return bb.config
 
     # ------------------------------------------------------------------ item tables
-    def _build_item_tables(self, num_items: int) -> None:
-        emb = nn.Embedding(num_items + 2, self.hidden_size, padding_idx=0)
-        nn.init.normal_(emb.weight, std=0.02)
-        with torch.no_grad():
-            emb.weight[0].zero_()
-        self.item_embeddings = emb.to(self.device)
-        if self.config.item_text_dim:
-            feats = torch.zeros(num_items, self.config.item_text_dim, device=self.device)
-            self.item_text_features = nn.Parameter(feats, requires_grad=False)
+    def resize_tables(self, num_users: int, num_items: int, mean_resizing: bool = False) -> None:
+        """The engine's resize hook: item tokens for ``num_items`` items (token 0 pads, ``num_items + 1`` masks) and
+        history rows for ``num_users`` users. Known items keep their embeddings; new ones start from N(0, 0.02),
+        or the mean of the known ones with ``mean_resizing``; the mask token stays the last row."""
+        self.config.num_users, self.config.num_items = num_users, num_items
+        old = self.item_embeddings
+        if old is None or old.num_embeddings != num_items + 2:
+            # rows 1..n are the items, between the pad token (0, zeros) and the mask token (kept when it exists)
+            init = lambda t: t.normal_(0.0, 0.02)  # noqa: E731
+            w = None if old is None else old.weight.detach()
+            h = self.hidden_size
+            items = resize_rows(None if w is None else w[1:-1], num_items, h, init, mean_resizing, self.device)
+            mask = w[-1:] if w is not None else init(torch.empty(1, h, device=items.device))
+            emb = nn.Embedding(num_items + 2, h, padding_idx=0).to(items.device)
+            with torch.no_grad():
+                emb.weight.copy_(torch.cat([torch.zeros_like(mask), items, mask]))
+            self.item_embeddings = emb
+            if self.config.item_text_dim:
+                feats = torch.zeros(num_items, self.config.item_text_dim, device=self.device)
+                self.item_text_features = nn.Parameter(feats, requires_grad=False)
+        if getattr(self, "user_history", None) is not None and len(self.user_history) != num_users:
+            self.user_history = torch.zeros(
+                num_users, self.config.max_sequence_length, dtype=torch.long, device=self.device
+            )
 
     def after_load(self) -> None:
         if self.config.item_text_dim:
@@ -185,7 +201,8 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
 
     def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "full":
-            return self.head(states, items, labels=target).loss
+            chunk = self.config.loss_chunk_size or max(1, (1 << 24) // max(len(items), 1))
+            return chunked_cross_entropy(states, items, target, self.head.temperature, chunk)
         # sampled softmax: each state's positive against negatives shared by the batch, accidental hits masked
         negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
         pos = (states * items[target]).sum(-1, keepdim=True)
@@ -212,14 +229,6 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
         return lo + np.floor(r * (ends - lo + 1)).astype(np.int64).clip(max=ends - lo)
 
     # ------------------------------------------------------------------ fitting
-    def _resize(self, num_users: int, num_items: int) -> None:
-        self.config.num_users, self.config.num_items = num_users, num_items
-        if self.item_embeddings.num_embeddings != num_items + 2:
-            self._build_item_tables(num_items)
-        self.user_history = torch.zeros(
-            num_users, self.config.max_sequence_length, dtype=torch.long, device=self.device
-        )
-
     def training_examples(self, interactions: Interactions, item_text_embeddings: tuple | None = None):
         """Size the item tables for the log, store each user's recent items (read when scoring known users) and
         return one example per user with at least ``min_sequence_length`` items; a batch is the users' training
@@ -228,7 +237,7 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
         Args:
             item_text_embeddings: ``(item_ids, matrix)`` text embeddings of items, for ``item_text_dim`` models.
         """
-        self._resize(interactions.num_users, interactions.num_items)
+        self.resize_tables(interactions.num_users, interactions.num_items)
         if item_text_embeddings is not None:
             self.set_item_text_embeddings(*item_text_embeddings)
         indptr, items = sequences_from_interactions(interactions)
@@ -243,38 +252,6 @@ class SequentialRecPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
             return self._training_batch(items, starts[u], ends[u], gen)
 
         return TrainingExamples(len(users), collate, unit="user")
-
-    def _fit(
-        self,
-        interactions: Interactions,
-        epochs: int = 20,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        seed: int = 0,
-        max_steps: int | None = None,
-        show_progress: bool = True,
-        item_text_embeddings: tuple | None = None,
-        on_epoch_end=None,
-    ) -> None:
-        """Train with the lean loop on the users' time-ordered sequences (``fit(data, epochs=..., ...)``).
-
-        Args:
-            item_text_embeddings: ``(item_ids, matrix)`` text embeddings of items, for ``item_text_dim`` models.
-            on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
-            Others: see :class:`~hf_recsys.training.LoopArguments`.
-        """
-        examples = self.training_examples(interactions, item_text_embeddings)
-        args = LoopArguments(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            seed=seed,
-            max_steps=max_steps,
-            show_progress=show_progress,
-        )
-        self.last_training_history = train_loop(self, examples, args, on_epoch_end=on_epoch_end)
 
     def update_histories(self, data) -> None:
         """Replace the stored histories (the sequences the model reads for known users, and the seen items) with

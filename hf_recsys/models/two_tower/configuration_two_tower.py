@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from ...configuration_utils import check_choice, check_positive
+from ...training.engine import set_training_options
 from ..backbone_utils import BackboneRecConfig
+
+#: the training options of the two-tower model (see :class:`~hf_recsys.training.TrainingOptions`)
+TWO_TOWER_TRAINING_DEFAULTS = {
+    "epochs": 5,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "optimizer": "adamw",
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "seed": 0,
+    "precision": "fp32",
+}
 
 
 class TwoTowerConfig(BackboneRecConfig):
@@ -23,6 +36,9 @@ class TwoTowerConfig(BackboneRecConfig):
         softmax_temperature: logits are divided by it.
         loss: ``"softmax"`` (in-batch sampled softmax) or ``"bpr"`` (in-batch BPR).
         logq_correction: subtract the log popularity of in-batch negatives from their logits.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
+            of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are
+            interactions).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
 
     Example:
@@ -51,6 +67,7 @@ class TwoTowerConfig(BackboneRecConfig):
         logq_correction: bool = True,
         **kwargs,
     ):
+        set_training_options(self, TWO_TOWER_TRAINING_DEFAULTS, kwargs)
         check_choice(self, "modality", modality, ("text", "image"))
         check_choice(self, "pooling", pooling, ("mean", "cls"))
         check_choice(self, "user_tower", user_tower, ("id", "content"))

@@ -20,7 +20,7 @@ from torch import nn
 from ...data.views import Interactions
 from ...heads import RetrievalHead
 from ...modeling_utils import RecommenderOutput, RecPreTrainedModel
-from ...training import LoopArguments, train_loop
+from ...training.engine import EngineTrainedMixin, resize_embedding
 from ...training.examples import TrainingExamples
 from ..backbone_utils import BackboneModelMixin, build_backbone, eval_mode, prepare_backbone
 from .configuration_two_tower import TwoTowerConfig
@@ -36,7 +36,7 @@ def _csr_to_torch(m: sp.csr_matrix, device) -> torch.Tensor:
     )
 
 
-class TwoTowerPreTrainedModel(BackboneModelMixin, RecPreTrainedModel):
+class TwoTowerPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
     config_class = TwoTowerConfig
     base_model_prefix = "two_tower"
     supports_history = True
@@ -63,7 +63,7 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
         self.item_projection = nn.Linear(hidden, config.embedding_dim)
         self.user_projection = nn.Linear(config.embedding_dim, config.embedding_dim)
         self.head = RetrievalHead(config.similarity, config.softmax_temperature, config.loss)
-        self._build_tables(config.num_users, config.num_items)
+        self.resize_tables(config.num_users, config.num_items)
         self._item_cache: torch.Tensor | None = None
         self._feature_cache: torch.Tensor | None = None
         self.log_popularity: torch.Tensor | None = None  # set by fit, for the log-q correction
@@ -73,14 +73,21 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
         bb = self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
         return bb.config
 
-    def _build_tables(self, num_users: int, num_items: int) -> None:
+    def resize_tables(self, num_users: int, num_items: int, mean_resizing: bool = False) -> None:
+        """The engine's resize hook: the history-item embeddings (``user_tower="id"``, new rows N(0, 0.02)), the
+        user-id embeddings (new rows zero) and the stored item content (blank for a new catalogue size, to be set with
+        :meth:`set_item_content`). Known rows are kept; ``mean_resizing`` starts new rows from the mean of the
+        known ones."""
         cfg, dev = self.config, next(self.backbone.parameters()).device
+        self.config.num_users, self.config.num_items = num_users, num_items
+        dim = cfg.embedding_dim
         if cfg.user_tower == "id":
-            self.history_embeddings = nn.Embedding(num_items, cfg.embedding_dim).to(dev)
-            nn.init.normal_(self.history_embeddings.weight, std=0.02)
+            old = getattr(self, "history_embeddings", None)
+            init = lambda t: t.normal_(0.0, 0.02)  # noqa: E731
+            self.history_embeddings = resize_embedding(old, num_items, dim, init, mean_resizing, dev)
         if cfg.use_user_id_embedding:
-            self.user_embeddings = nn.Embedding(num_users, cfg.embedding_dim).to(dev)
-            nn.init.zeros_(self.user_embeddings.weight)
+            old = getattr(self, "user_embeddings", None)
+            self.user_embeddings = resize_embedding(old, num_users, dim, torch.nn.init.zeros_, mean_resizing, dev)
         stored = getattr(self, "item_input_ids" if cfg.modality == "text" else "item_pixel_values", None)
         if stored is not None and len(stored) == num_items:
             return  # content already set for these items (set_item_content before fit)
@@ -298,12 +305,7 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
                 :meth:`set_backbone_features`), to skip encoding the catalogue with a frozen backbone.
         """
         cfg = self.config
-        if (
-            cfg.user_tower == "id"
-            and self.history_embeddings.num_embeddings != interactions.num_items
-            or (cfg.use_user_id_embedding and self.user_embeddings.num_embeddings != interactions.num_users)
-        ):
-            self._build_tables(interactions.num_users, interactions.num_items)
+        self.resize_tables(interactions.num_users, interactions.num_items)
         content = item_texts if cfg.modality == "text" else item_images
         if content is not None:
             ids, values = content
@@ -330,43 +332,6 @@ class TwoTowerModel(TwoTowerPreTrainedModel):
             return {"user_ids": users[idx], "item_ids": items[idx], "labels": items[idx]}
 
         return TrainingExamples(len(users), collate, unit="interaction")
-
-    def _fit(
-        self,
-        interactions: Interactions,
-        epochs: int = 5,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        seed: int = 0,
-        max_steps: int | None = None,
-        show_progress: bool = True,
-        item_texts: tuple | None = None,
-        item_images: tuple | None = None,
-        tokenizer=None,
-        backbone_features=None,
-        on_epoch_end=None,
-    ) -> None:
-        """Train with in-batch negatives (``fit(data, item_texts=(ids, texts), epochs=..., ...)``).
-
-        Args:
-            item_texts, item_images, tokenizer, backbone_features: see :meth:`training_examples`.
-            on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
-            Others: see :class:`~hf_recsys.training.LoopArguments`.
-        """
-        examples = self.training_examples(
-            interactions, item_texts, item_images, tokenizer, backbone_features, show_progress
-        )
-        args = LoopArguments(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            seed=seed,
-            max_steps=max_steps,
-            show_progress=show_progress,
-        )
-        self.last_training_history = train_loop(self, examples, args, on_epoch_end=on_epoch_end)
 
     def _has_content(self) -> bool:
         """Content of the current items is stored (tokenized texts always hold a non-zero token)."""

@@ -1,36 +1,18 @@
-"""Helpers shared by the classic model families: sparse views, weighting, top-k pruning, minibatch training."""
+"""Helpers shared by the classic model families: sparse views, weighting, top-k pruning, factor-model scoring."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from hf_recsys.data.views import Interactions
+from hf_recsys.training.engine import EngineTrainedMixin, torch_threads
 from tqdm.auto import tqdm
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
 DENSE_BUDGET = 250_000_000  # entries of a dense float32 helper matrix (1 GB) before falling back to sparse products
-
-
-@contextmanager
-def torch_threads(num_threads: int | None):
-    """Run a block with ``num_threads`` torch intra-op threads (``None``: leave the setting alone), then restore.
-
-    The minibatch loops of the gradient-trained models work on small tensors, where intra-op thread
-    synchronisation costs more than it saves: on a shared 2-core machine they ran up to 10x slower with 2 threads
-    than with 1, so they default to 1 (``fit(..., num_threads=n)`` overrides it).
-    """
-    old = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def to_torch_csr(m: sp.spmatrix) -> torch.Tensor:
@@ -176,83 +158,11 @@ def uniform_negatives(
     return torch.multinomial(popularity, n, replacement=True, generator=generator)
 
 
-def train_minibatches(
-    model: torch.nn.Module,
-    make_batches: Callable[[torch.Generator], Iterator[dict]],
-    epochs: int,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    show_progress: bool = True,
-    desc: str = "epochs",
-) -> list[float]:
-    """A lean training loop: for each epoch, ``model(**batch).loss`` is minimised over ``make_batches(gen)``.
-
-    Returns:
-        The mean training loss of every epoch.
-    """
-    history = []
-    model.train()
-    bar = tqdm(range(epochs), desc=desc, disable=not show_progress)
-    for _ in bar:
-        total, count = 0.0, 0
-        for batch in make_batches(generator):
-            optimizer.zero_grad(set_to_none=True)
-            loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch["user_ids"])
-            count += len(batch["user_ids"])
-        history.append(total / max(count, 1))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
-    model.eval()
-    return history
-
-
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.LongTensor]:
-    """Index batches covering ``range(n)`` in a random order."""
-    perm = torch.randperm(n, generator=generator)
-    yield from perm.split(batch_size)
-
-
-def example_batches(examples, batch_size: int) -> Callable[[torch.Generator], Iterator[dict]]:
-    """``batches(gen)``: shuffled minibatches of a model's ``TrainingExamples``, collated with the same generator."""
-
-    def batches(gen: torch.Generator) -> Iterator[dict]:
-        for sel in shuffled_batches(len(examples), batch_size, gen):
-            yield examples.collate(sel, gen)
-
-    return batches
-
-
-def resize_tables(model, interactions, sizes: tuple[int, int], reset: Callable[[], None]) -> None:
-    """Rebuild ``model``'s user/item tables (``model._build``) and ``reset()`` them when ``sizes`` (the current
-    ``(num_users, num_items)`` of its tables) differ from the log's."""
-    wanted = (interactions.num_users, interactions.num_items)
-    if tuple(sizes) != wanted:
-        model.config.num_users, model.config.num_items = wanted
-        model._build(*wanted)
-        reset()
-
-
 def positive_pairs(interactions) -> tuple[torch.LongTensor, torch.LongTensor, sp.csr_matrix]:
     """Every distinct (user, item) pair of the log as index tensors, and the binary user x item matrix."""
     csr = interactions.to_csr("binary")
     coo = csr.tocoo()
     return torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64)), csr
-
-
-def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``adam``, ``adamw``, ``adagrad`` or ``sgd`` over ``params``."""
-    params = [p for p in params if p.requires_grad]
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"Unknown optimizer {name!r}; use 'adam', 'adamw', 'adagrad' or 'sgd'.")
 
 
 def padded_rows(m: sp.csr_matrix) -> tuple[torch.LongTensor, torch.Tensor, torch.Tensor]:
@@ -271,50 +181,13 @@ def padded_rows(m: sp.csr_matrix) -> tuple[torch.LongTensor, torch.Tensor, torch
     return idx, val, mask
 
 
-class SGDFactorMixin:
-    """What BPRMF and BiasedMF share: their training (per-sample SGD steps or a torch optimizer) and scoring through
-    ``forward``.
+class SGDFactorMixin(EngineTrainedMixin):
+    """What BPRMF and BiasedMF share: training by the engine (with their closed-form ``sgd_step`` hook when the
+    config's optimizer is ``"sgd"``, autograd on ``forward``'s loss otherwise), one torch thread during ``fit`` (small
+    tensors: on a shared 2-core machine the steps ran up to 10x slower with 2 threads; ``fit(..., num_threads=n)``
+    overrides it) and scoring through ``forward``."""
 
-    The model defines ``sgd_step(**batch) -> float`` (mean loss of the batch), ``_sgd_name`` (progress-bar label)
-    and ``_sgd_metric`` (the loss's name on the bar).
-    """
-
-    _sgd_name = "SGD"
-    _sgd_metric = "loss"
-
-    def _fit(self, interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs) -> None:
-        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
-        with torch_threads(num_threads):
-            self._train(interactions, show_progress)
-
-    def _train(self, interactions, show_progress: bool) -> None:
-        """Fresh tables from ``config.seed``, then ``epochs`` over the model's training examples: per-sample SGD
-        (``optimizer="sgd"``) or a torch optimizer on ``forward``'s loss."""
-        cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self._build(cfg.num_users, cfg.num_items)
-        self.reset_parameters(gen)
-        batches = example_batches(self.training_examples(interactions), cfg.batch_size)
-        if cfg.optimizer == "sgd":  # the lean path: closed-form gradients, in-place sparse row updates
-            self.training_loss = self._fit_sgd(batches, gen, show_progress)
-            return
-        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate)
-        name = self._sgd_name
-        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, name)
-
-    def _fit_sgd(self, batches, gen: torch.Generator, show_progress: bool) -> list[float]:
-        from tqdm.auto import tqdm
-
-        history = []
-        bar = tqdm(range(self.config.epochs), desc=self._sgd_name, disable=not show_progress)
-        for _ in bar:
-            total, count = 0.0, 0
-            for batch in batches(gen):
-                total += self.sgd_step(**batch) * len(batch["user_ids"])
-                count += len(batch["user_ids"])
-            history.append(total / max(count, 1))
-            bar.set_postfix({self._sgd_metric: f"{history[-1]:.4f}"})
-        return history
+    fit_num_threads = 1
 
     def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
         return self.forward(user_idx).scores
@@ -329,21 +202,17 @@ class SGDFactorMixin:
 
 __all__ = [
     "WEIGHTINGS",
-    "example_batches",
+    "SGDFactorMixin",
     "positive_pairs",
-    "resize_tables",
     "csr_rows_dense",
     "fitted_matrix",
     "knn_prune",
-    "make_optimizer",
     "neighbours_to_csr",
     "padded_rows",
     "row_norms",
-    "shuffled_batches",
     "sparse_dense_mm",
     "to_torch_csr",
     "torch_threads",
-    "train_minibatches",
     "uniform_negatives",
     "weight_rows",
 ]

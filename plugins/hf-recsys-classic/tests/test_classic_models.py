@@ -140,7 +140,7 @@ def test_bprmf_sgd_step_is_the_gradient_of_forward_loss():
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     loss = model(users, pos, neg).loss * len(users)  # forward averages; sgd_step applies per-triple gradients
     grads = torch.autograd.grad(loss, list(model.parameters()))
-    model.sgd_step(users, pos, neg)
+    model.sgd_step(0.5, users, pos, neg)
     for (name, p), g in zip(model.named_parameters(), grads):
         np.testing.assert_allclose(p.detach().numpy(), (before[name] - 0.5 * g).numpy(), rtol=1e-5, atol=1e-6)
 
@@ -156,7 +156,7 @@ def test_biased_mf_sgd_step_is_the_gradient_of_forward_loss():
     bu, bi = model.user_biases(users).squeeze(-1), model.item_biases(items).squeeze(-1)
     half = 0.5 * (r - out.scores).square() + 0.05 * (bu**2 + bi**2 + (pu**2).sum(-1) + (qi**2).sum(-1))
     grads = torch.autograd.grad(half.sum(), list(model.parameters()))
-    model.sgd_step(users, items, r)
+    model.sgd_step(0.1, users, items, r)
     for (name, p), g in zip(model.named_parameters(), grads):
         np.testing.assert_allclose(p.detach().numpy(), (before[name] - 0.1 * g).numpy(), rtol=1e-5, atol=1e-6)
 
@@ -192,7 +192,7 @@ def test_gradient_models_train_through_forward_with_a_torch_optimizer():
         BiasedMFModel(BiasedMFConfig(factors=4, epochs=3, optimizer="adam", learning_rate=0.05, batch_size=64)),
     ):
         _fit(model, inter)
-        assert model.training_loss[-1] < model.training_loss[0]
+        assert model.last_training_history.epoch_losses[-1] < model.last_training_history.epoch_losses[0]
         assert all(p.requires_grad for p in model.parameters())
 
 

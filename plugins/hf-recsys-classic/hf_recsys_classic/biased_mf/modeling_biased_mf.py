@@ -6,15 +6,11 @@ import scipy.sparse as sp
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.engine import resize_embedding
 from hf_recsys.training.examples import TrainingExamples
-from torch import nn
 from torch.nn import functional as F
 
-from .._utils import (
-    SGDFactorMixin,
-    padded_rows,
-    resize_tables,
-)
+from .._utils import SGDFactorMixin, padded_rows
 from .configuration_biased_mf import BiasedMFConfig
 
 
@@ -28,7 +24,8 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
     """Explicit-rating matrix factorisation with global, user and item biases, trained on the squared error.
 
     ``forward(user_ids, item_ids, labels)`` predicts ratings and, with ``labels`` (the true ratings), returns the
-    MSE plus L2 loss; :meth:`fit` runs a lean minibatch loop over the training ratings. ``score_pairs`` gives
+    MSE plus L2 loss; :meth:`fit` (the training engine) goes over the training ratings, by per-rating SGD
+    (``optimizer="sgd"``, the ``sgd_step`` hook) or autograd and a torch optimiser. ``score_pairs`` gives
     predicted ratings (for RMSE / MAE); recommendations rank items by predicted rating. A user unseen at fit
     time is folded in by one exact ridge solve of the same objective on ``(p_u, b_u)``, the items fixed, with
     each history item counted at ``history_rating``.
@@ -42,29 +39,24 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
         ```
     """
 
-    _sgd_name = "BiasedMF"
-    _sgd_metric = "mse"
-
     def __init__(self, config: BiasedMFConfig):
         super().__init__(config)
-        self._build(config.num_users, config.num_items)
+        self.user_embeddings = self.item_embeddings = self.user_biases = self.item_biases = None
+        self.resize_tables(config.num_users, config.num_items)
         self.register_buffer("global_mean", torch.zeros(()), persistent=True)
         self.register_buffer("rating_range", torch.tensor([1.0, 5.0]), persistent=True)
         self.post_init()
-        self.reset_parameters()  # its own tables: transformers 5's post_init never hands the root to _init_weights
 
-    def _build(self, num_users: int, num_items: int) -> None:
-        f = self.config.factors
-        self.user_embeddings, self.item_embeddings = nn.Embedding(num_users, f), nn.Embedding(num_items, f)
-        self.user_biases, self.item_biases = nn.Embedding(num_users, 1), nn.Embedding(num_items, 1)
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Normal(0, ``init_std``) embeddings and zero biases."""
-        with torch.no_grad():
-            self.user_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
-            self.item_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
-            self.user_biases.weight.zero_()
-            self.item_biases.weight.zero_()
+    def resize_tables(self, num_users: int, num_items: int, mean_resizing: bool = False) -> None:
+        """The engine's resize hook: user and item tables for the vocabularies. Known rows are kept; new factors
+        start from N(0, ``init_std``) and new biases at 0 (or the mean of the known rows with ``mean_resizing``)."""
+        self.config.num_users, self.config.num_items = num_users, num_items
+        f, std, zeros = self.config.factors, self.config.init_std, torch.nn.init.zeros_
+        normal = lambda t: t.normal_(0.0, std)  # noqa: E731
+        self.user_embeddings = resize_embedding(self.user_embeddings, num_users, f, normal, mean_resizing)
+        self.item_embeddings = resize_embedding(self.item_embeddings, num_items, f, normal, mean_resizing)
+        self.user_biases = resize_embedding(self.user_biases, num_users, 1, zeros, mean_resizing)
+        self.item_biases = resize_embedding(self.item_biases, num_items, 1, zeros, mean_resizing)
 
     def forward(
         self,
@@ -98,12 +90,11 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
 
     def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
         """One example per rating (``labels`` are the ratings); sets the global mean and rating range the
-        predictions use, and rebuilds the tables when the log's sizes differ from the model's."""
+        predictions use, and sizes the tables to the log (``resize_tables``)."""
         inter = interactions.known()
         if inter.rating is None:
             raise ValueError("BiasedMFModel predicts ratings: the training log needs a 'rating' column.")
-        sizes = (self.user_embeddings.num_embeddings, self.item_embeddings.num_embeddings)
-        resize_tables(self, interactions, sizes, self.reset_parameters)
+        self.resize_tables(interactions.num_users, interactions.num_items)
         users, items = torch.tensor(inter.user_idx, dtype=torch.long), torch.tensor(inter.item_idx, dtype=torch.long)
         ratings = torch.tensor(inter.rating, dtype=torch.float32)
         self.global_mean = ratings.mean()
@@ -116,12 +107,12 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
         return TrainingExamples(len(users), collate, unit="rating")
 
     @torch.no_grad()
-    def sgd_step(self, user_ids: torch.Tensor, item_ids: torch.Tensor, labels: torch.Tensor) -> float:
-        """One minibatch of per-rating SGD, as Surprise's SVD but vectorised: each rating moves its user's and
-        item's biases and factors by ``learning_rate`` times its own gradient (``err = r - r_hat``;
-        ``b_u += lr (err - reg b_u)``, ``p_u += lr (err q_i - reg p_u)``, ...); repeated rows add up. Returns
-        the batch's mean squared error."""
-        lr, reg = self.config.learning_rate, self.config.regularization
+    def sgd_step(self, learning_rate: float, user_ids: torch.Tensor, item_ids: torch.Tensor, labels: torch.Tensor):
+        """The engine's SGD hook: one minibatch of per-rating SGD, as Surprise's SVD but vectorised: each rating
+        moves its user's and item's biases and factors by ``learning_rate`` times its own gradient
+        (``err = r - r_hat``; ``b_u += lr (err - reg b_u)``, ``p_u += lr (err q_i - reg p_u)``, ...); repeated
+        rows add up. Returns the batch's mean squared error."""
+        lr, reg = learning_rate, self.config.regularization
         p, q = self.user_embeddings.weight, self.item_embeddings.weight
         bu_w, bi_w = self.user_biases.weight, self.item_biases.weight
         pu, qi, bu, bi = p[user_ids], q[item_ids], bu_w[user_ids, 0], bi_w[item_ids, 0]

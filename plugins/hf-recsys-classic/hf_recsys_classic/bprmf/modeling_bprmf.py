@@ -7,17 +7,11 @@ import scipy.sparse as sp
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.engine import resize_embedding
 from hf_recsys.training.examples import TrainingExamples
-from torch import nn
 from torch.nn import functional as F
 
-from .._utils import (
-    SGDFactorMixin,
-    padded_rows,
-    positive_pairs,
-    resize_tables,
-    uniform_negatives,
-)
+from .._utils import SGDFactorMixin, padded_rows, positive_pairs, uniform_negatives
 from .configuration_bprmf import BPRMFConfig
 
 
@@ -57,8 +51,9 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
     """Matrix factorisation trained with Bayesian personalised ranking (Rendle et al., UAI 2009).
 
     ``score(u, i) = p_u . q_i + b_i``. ``forward(user_ids, item_ids, neg_item_ids)`` returns the BPR loss
-    ``-log sigmoid(score(u, i) - score(u, j))`` plus L2; :meth:`fit` runs a lean minibatch loop over the positive
-    pairs with freshly sampled negatives each epoch (any trainer that feeds such triples works too). A user unseen
+    ``-log sigmoid(score(u, i) - score(u, j))`` plus L2; :meth:`fit` (the training engine) goes over the positive
+    pairs with freshly sampled negatives each step, by per-triple SGD (``optimizer="sgd"``, the ``sgd_step`` hook)
+    or autograd and a torch optimiser. A user unseen
     at fit time gets a vector from ``fold_in_steps`` gradient steps of the same loss on their history.
 
     Example:
@@ -70,26 +65,21 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         ```
     """
 
-    _sgd_name = "BPRMF"
-    _sgd_metric = "loss"
-
     def __init__(self, config: BPRMFConfig):
         super().__init__(config)
-        self._build(config.num_users, config.num_items)
+        self.user_embeddings = self.item_embeddings = self.item_biases = None
+        self.resize_tables(config.num_users, config.num_items)
         self.post_init()
-        self.reset_parameters()  # its own tables: transformers 5's post_init never hands the root to _init_weights
 
-    def _build(self, num_users: int, num_items: int) -> None:
-        self.user_embeddings = nn.Embedding(num_users, self.config.factors)
-        self.item_embeddings = nn.Embedding(num_items, self.config.factors)
-        self.item_biases = nn.Embedding(num_items, 1)
-
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Normal(0, ``init_std``) embeddings and zero item biases."""
-        with torch.no_grad():
-            self.user_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
-            self.item_embeddings.weight.normal_(0.0, self.config.init_std, generator=generator)
-            self.item_biases.weight.zero_()
+    def resize_tables(self, num_users: int, num_items: int, mean_resizing: bool = False) -> None:
+        """The engine's resize hook: user and item tables for the vocabularies. Known rows are kept; new embeddings
+        start from N(0, ``init_std``) and new biases at 0 (or the mean of the known rows with ``mean_resizing``)."""
+        self.config.num_users, self.config.num_items = num_users, num_items
+        f, std = self.config.factors, self.config.init_std
+        normal = lambda t: t.normal_(0.0, std)  # noqa: E731
+        self.user_embeddings = resize_embedding(self.user_embeddings, num_users, f, normal, mean_resizing)
+        self.item_embeddings = resize_embedding(self.item_embeddings, num_items, f, normal, mean_resizing)
+        self.item_biases = resize_embedding(self.item_biases, num_items, 1, torch.nn.init.zeros_, mean_resizing)
 
     def _item_side(self, item_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if item_ids is None:
@@ -135,11 +125,10 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
 
     def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
         """One example per positive (user, item) pair; each batch draws a fresh negative item per pair from the
-        generator (uniform or by popularity, redrawn when it is one of the user's positives). Rebuilds the tables
-        when the log's sizes differ from the model's."""
+        generator (uniform or by popularity, redrawn when it is one of the user's positives). Sizes the tables to
+        the log (``resize_tables``)."""
         cfg = self.config
-        sizes = (self.user_embeddings.num_embeddings, self.item_embeddings.num_embeddings)
-        resize_tables(self, interactions, sizes, self.reset_parameters)
+        self.resize_tables(interactions.num_users, interactions.num_items)
         users, items, positives = positive_pairs(interactions)
         sampler = NegativeSampler(positives, popularity=cfg.negative_sampling == "popularity")
 
@@ -151,11 +140,14 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         return TrainingExamples(len(users), collate, unit="pair")
 
     @torch.no_grad()
-    def sgd_step(self, user_ids: torch.Tensor, item_ids: torch.Tensor, neg_item_ids: torch.Tensor) -> float:
-        """One minibatch of per-triple SGD (as implicit's BPR, but vectorised): every triple moves its rows by
-        ``learning_rate`` times its own gradient of ``-log sigmoid(x_uij) + regularization * ||theta||^2``;
-        updates of a row that occurs several times in the batch add up. Returns the batch's mean BPR loss."""
-        cfg, lr = self.config, self.config.learning_rate
+    def sgd_step(
+        self, learning_rate: float, user_ids: torch.Tensor, item_ids: torch.Tensor, neg_item_ids: torch.Tensor
+    ) -> float:
+        """The engine's SGD hook: one minibatch of per-triple SGD (as implicit's BPR, but vectorised): every triple
+        moves its rows by ``learning_rate`` times its own gradient of
+        ``-log sigmoid(x_uij) + regularization * ||theta||^2``; updates of a row that occurs several times in the
+        batch add up. Returns the batch's mean BPR loss."""
+        cfg, lr = self.config, learning_rate
         users, items, biases = self.user_embeddings.weight, self.item_embeddings.weight, self.item_biases.weight
         pu, qi, qj = users[user_ids], items[item_ids], items[neg_item_ids]
         diff = qi - qj

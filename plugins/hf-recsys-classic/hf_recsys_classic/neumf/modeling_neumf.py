@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
+from hf_recsys.training.engine import EngineTrainedMixin, resize_embedding
 from hf_recsys.training.examples import TrainingExamples
 from torch import nn
 from torch.nn import functional as F
 
-from .._utils import example_batches, make_optimizer, positive_pairs, resize_tables, torch_threads, train_minibatches
+from .._utils import positive_pairs
 from ..bprmf.modeling_bprmf import NegativeSampler
 from .configuration_neumf import NeuMFConfig
 
@@ -26,7 +27,7 @@ class NeuMFPreTrainedModel(RecPreTrainedModel):
             nn.init.zeros_(module.bias)
 
 
-class NeuMFModel(NeuMFPreTrainedModel):
+class NeuMFModel(EngineTrainedMixin, NeuMFPreTrainedModel):
     """Neural collaborative filtering (He et al., WWW 2017): ``logit = w^T [p_u * q_i ; MLP([p'_u ; q'_i])] + b``.
 
     Trained as a binary classifier of observed pairs against ``num_negatives`` sampled unobserved ones:
@@ -43,19 +44,28 @@ class NeuMFModel(NeuMFPreTrainedModel):
         ```
     """
 
+    fit_num_threads = 1  # small tensors: one torch thread is fastest (see SGDFactorMixin)
+
     def __init__(self, config: NeuMFConfig):
         super().__init__(config)
-        self._build(config.num_users, config.num_items)
+        widths = config.mlp_layers
+        self.gmf_user = self.gmf_item = self.mlp_user = self.mlp_item = None
+        self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(config.factors + widths[-1], 1)
+        self.resize_tables(config.num_users, config.num_items)
         self.post_init()
 
-    def _build(self, num_users: int, num_items: int) -> None:
+    def resize_tables(self, num_users: int, num_items: int, mean_resizing: bool = False) -> None:
+        """The engine's resize hook: the GMF and MLP user/item embeddings for the vocabularies. Known rows are kept;
+        new ones start from N(0, 0.01) (or the mean of the known rows with ``mean_resizing``)."""
         cfg = self.config
+        cfg.num_users, cfg.num_items = num_users, num_items
         half = cfg.mlp_layers[0] // 2
-        self.gmf_user, self.gmf_item = nn.Embedding(num_users, cfg.factors), nn.Embedding(num_items, cfg.factors)
-        self.mlp_user, self.mlp_item = nn.Embedding(num_users, half), nn.Embedding(num_items, half)
-        widths = cfg.mlp_layers
-        self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.out = nn.Linear(cfg.factors + widths[-1], 1)
+        normal = lambda t: t.normal_(0.0, 0.01)  # noqa: E731
+        self.gmf_user = resize_embedding(self.gmf_user, num_users, cfg.factors, normal, mean_resizing)
+        self.gmf_item = resize_embedding(self.gmf_item, num_items, cfg.factors, normal, mean_resizing)
+        self.mlp_user = resize_embedding(self.mlp_user, num_users, half, normal, mean_resizing)
+        self.mlp_item = resize_embedding(self.mlp_item, num_items, half, normal, mean_resizing)
 
     def _tower(self, first: torch.Tensor) -> torch.Tensor:
         """The MLP from the pre-activation of its first layer on."""
@@ -110,19 +120,11 @@ class NeuMFModel(NeuMFPreTrainedModel):
         loss = None if labels is None else F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         return RecommenderOutput(loss=loss, scores=logits)
 
-    def _fit(
-        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
-    ) -> None:
-        """Train on the log; ``num_threads`` torch threads during the loop (see ``torch_threads``)."""
-        with torch_threads(num_threads):
-            self._train(interactions, show_progress)
-
     def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
         """One example per positive (user, item) pair; a batch adds ``num_negatives`` sampled negatives per pair
-        (label 0) to the pairs (label 1). Rebuilds the layers when the log's sizes differ from the model's."""
+        (label 0) to the pairs (label 1). Sizes the tables to the log (``resize_tables``)."""
         cfg = self.config
-        sizes = (self.gmf_user.num_embeddings, self.gmf_item.num_embeddings)
-        resize_tables(self, interactions, sizes, lambda: self.apply(self._init_weights))
+        self.resize_tables(interactions.num_users, interactions.num_items)
         users, items, positives = positive_pairs(interactions)
         sampler = NegativeSampler(positives)
 
@@ -135,17 +137,6 @@ class NeuMFModel(NeuMFPreTrainedModel):
             return {"user_ids": torch.cat([users[sel], u]), "item_ids": batch_items, "labels": labels}
 
         return TrainingExamples(len(users), collate, unit="pair")
-
-    def _train(self, interactions: Interactions, show_progress: bool) -> None:
-        cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)  # nn.init has no generator argument for xavier_uniform_
-        self._build(cfg.num_users, cfg.num_items)
-        self.apply(self._init_weights)
-        per_batch = max(1, cfg.batch_size // (1 + cfg.num_negatives))
-        batches = example_batches(self.training_examples(interactions), per_batch)
-        optimizer = make_optimizer(self.parameters(), cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
-        self.training_loss = train_minibatches(self, batches, cfg.epochs, optimizer, gen, show_progress, "NeuMF")
 
     def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
         return self._all_item_logits(user_idx)

@@ -1,0 +1,127 @@
+"""The training engine: fit() runs the trainer in-process with the config's training options; `hf-recsys train` with
+the same config and seed gives the same model; resize hooks keep known rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hf_recsys import AutoModelForRecommendation
+from hf_recsys.data import generate_interactions
+from hf_recsys.models.sequential import CausalSequentialConfig, CausalSequentialRecommender
+from hf_recsys.testing_utils import tiny_log
+from hf_recsys.training import TrainingOptions, resize_rows
+from hf_recsys.training.engine import fit_model
+
+TINY = {"max_sequence_length": 8, "hidden_size": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.1}
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def _fit(seed=0, **kw):
+    torch.manual_seed(seed)
+    model = CausalSequentialRecommender(CausalSequentialConfig(**TINY, batch_size=8, learning_rate=3e-3, seed=seed))
+    return model.fit(tiny_log(), show_progress=False, **kw)
+
+
+def test_fit_is_reproducible_learns_and_records_its_options():
+    a, b = _fit(epochs=10), _fit(epochs=10)
+    h = a.last_training_history
+    assert h.step_losses == b.last_training_history.step_losses
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert h.epoch_losses[-1] < 0.9 * h.epoch_losses[0]
+    assert len(h.epoch_losses) == 10 and not a.training
+    assert a.config.epochs == 10 and a.config.learning_rate == 3e-3  # the options used travel with the model
+
+
+def test_max_steps_and_early_stopping():
+    assert len(_fit(epochs=5, max_steps=3).last_training_history.step_losses) == 3
+    seen = []
+
+    def stop(epoch, loss):
+        seen.append(epoch)
+        return epoch == 1
+
+    h = _fit(epochs=10, on_epoch_end=stop).last_training_history
+    assert seen == [0, 1] and h.stopped_early and len(h.epoch_losses) == 2
+
+
+def test_bad_options_and_nothing_trainable_are_clear_errors():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingOptions(batch_size=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        CausalSequentialConfig(**TINY, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="learning_rate"):
+        _fit(learning_rate=-1.0)
+    from hf_recsys.data import build_vocabs, encode_interactions
+
+    model = CausalSequentialRecommender(CausalSequentialConfig(**TINY))
+    model.set_vocabs(*build_vocabs(tiny_log()))
+    model.resize_tables(model.config.num_users, model.config.num_items)
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit_model(model, encode_interactions(tiny_log(), model.user_vocab, model.item_vocab), show_progress=False)
+
+
+def test_resize_rows_keeps_known_rows_and_can_start_new_ones_from_their_mean():
+    old = torch.arange(6.0).reshape(3, 2)
+    grown = resize_rows(old, 5, 2, torch.nn.init.zeros_)
+    assert torch.equal(grown[:3], old) and torch.equal(grown[3:], torch.zeros(2, 2))
+    mean = resize_rows(old, 4, 2, torch.nn.init.zeros_, mean_resizing=True)
+    assert torch.equal(mean[3], old.mean(0))
+    assert torch.equal(resize_rows(old, 2, 2, torch.nn.init.zeros_), old[:2])
+    assert resize_rows(old, 3, 2, torch.nn.init.zeros_) is old
+
+
+def test_sequential_resize_hook_keeps_item_embeddings_and_the_mask_token():
+    model = CausalSequentialRecommender(CausalSequentialConfig(**TINY, num_users=2, num_items=4))
+    before = model.item_embeddings.weight.detach().clone()
+    model.resize_tables(3, 6, mean_resizing=True)
+    after = model.item_embeddings.weight.detach()
+    assert after.shape == (8, 16) and len(model.user_history) == 3
+    assert torch.equal(after[:5], before[:5]) and torch.equal(after[-1], before[-1])  # pad, items 1-4, mask
+    assert torch.allclose(after[5], before[1:5].mean(0)) and torch.allclose(after[6], before[1:5].mean(0))
+
+
+def test_fit_and_one_process_train_command_give_the_same_model(tmp_path):
+    """The same config and seed: `model.fit(data)` in-process and `hf-recsys train` (one process) run one engine."""
+    log, _ = generate_interactions(num_users=40, num_items=25, num_interactions=400, seed=2)
+    data = tmp_path / "train.csv"
+    log.to_pandas().to_csv(data, index=False)
+    model_config = {**TINY, "epochs": 2, "batch_size": 16, "learning_rate": 0.01, "optimizer": "adam"}
+    seed = 5
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_type": "causal_sequential", "model_config": model_config, "train_file": str(data), "split": "none",
+        "output_dir": str(tmp_path / "out"), "seed": seed, "eval_strategy": "no", "save_strategy": "no",
+        "do_test": False, "disable_tqdm": True,
+    }))
+    proc = subprocess.run([sys.executable, "-m", "hf_recsys.cli", "train", str(config)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = AutoModelForRecommendation.from_pretrained(tmp_path / "out")
+    assert trained.config.optimizer == "adam" and trained.config.epochs == 2
+
+    from hf_recsys.data import load_interactions
+
+    torch.manual_seed(seed)  # as `hf-recsys train` seeds the new model's weights
+    fitted = AutoModelForRecommendation.for_model("causal_sequential", **model_config, seed=seed)
+    fitted.fit(load_interactions(str(data)), show_progress=False)
+    assert fitted.user_vocab.decode(np.arange(3)).tolist() == trained.user_vocab.decode(np.arange(3)).tolist()
+    ours, theirs = fitted.state_dict(), trained.state_dict()
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0, msg=name)
