@@ -157,7 +157,7 @@ def _config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-_FIT_SHOWN = ("epochs", "batch_size", "learning_rate", "max_steps")
+_FIT_SHOWN = ("epochs", "batch_size", "learning_rate", "optimizer")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -171,15 +171,23 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if model.trainable:
         import inspect
 
-        params = inspect.signature(model._fit).parameters
-        unknown = sorted(set(fit_kwargs) - set(params))
+        from .training.engine import TrainingOptions, fit_model
+
+        allowed = set(inspect.signature(fit_model).parameters) - {"model", "interactions", "examples_kwargs"}
+        allowed |= set(inspect.signature(model.training_examples).parameters) - {"interactions", "kwargs"}
+        unknown = sorted(set(fit_kwargs) - allowed)
         if unknown:
-            raise ValueError(f"--fit-args: {type(model).__name__}.fit takes no {', '.join(unknown)}.")
-        shown = {n: fit_kwargs.get(n, p.default) for n, p in params.items() if n in _FIT_SHOWN}
+            raise ValueError(
+                f"--fit-args: {type(model).__name__}.fit takes no {', '.join(unknown)} "
+                f"(it takes {', '.join(sorted(allowed))})."
+            )
+        options = TrainingOptions.from_config(model.config, **{k: fit_kwargs.get(k) for k in TrainingOptions.names()})
+        shown = {n: getattr(options, n) for n in _FIT_SHOWN if hasattr(options, n)}
         print(
-            f"{args.model_type} is trained by gradient descent: fit() runs its own loop with "
-            f"{', '.join(f'{k}={v}' for k, v in shown.items())} (change with --fit-args epochs=5 ...); "
-            "`hf-recsys train` adds validation, early stopping, checkpoints and several processes.",
+            f"{args.model_type} is trained by gradient descent: fit() runs the training engine with "
+            f"{', '.join(f'{k}={v}' for k, v in shown.items())} (the config's training options: change them with "
+            "--set epochs=5 ... or --fit-args epochs=5 ...); `hf-recsys train` adds validation, early stopping, "
+            "checkpoints and several processes.",
             file=sys.stderr,
         )
     model.fit(train, **fit_kwargs)

@@ -121,6 +121,10 @@ def config_options(config_class: type[PreTrainedConfig]) -> dict[str, ConfigOpti
                 default = None if p.default is p.empty else p.default
                 kind = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
                 options[p.name] = ConfigOption(p.name, str(kind), default, docs.get(p.name, ""), klass.__name__)
+        for name, default in (vars(klass).get("training_defaults") or {}).items():  # taken from **kwargs
+            if name not in options:
+                doc = docs.get(name) or "training option (hf_recsys.training.TrainingOptions)"
+                options[name] = ConfigOption(name, type(default).__name__, default, doc, klass.__name__)
         for name, kind in vars(klass).get("__annotations__", {}).items():
             if name in options or name in _TRANSFORMERS_KEYS or name.startswith("_") or "ClassVar" in str(kind):
                 continue

@@ -261,7 +261,10 @@ class RecPreTrainedModel(PreTrainedModel):
             inter = encode_interactions(data, self.user_vocab, self.item_vocab)
         self.config.num_users, self.config.num_items = inter.num_users, inter.num_items
         self.seen_items = inter.to_csr("binary")
-        self._fit(inter, show_progress=show_progress, **kwargs)
+        try:
+            self._fit(inter, show_progress=show_progress, **kwargs)
+        except FloatingPointError as exc:  # a diverging gradient fit: name the data's part in it too
+            raise FloatingPointError(f"{exc}{_rating_span(inter)}") from exc
         _check_finite_state(self, inter)
         if not self.trainable:
             self.requires_grad_(False)
@@ -620,13 +623,17 @@ def _check_finite_state(model: torch.nn.Module, inter: Interactions) -> None:
     tensors = dict(model.named_parameters()) | dict(model.named_buffers())
     bad = [n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        span = ""
-        if inter.rating is not None and len(inter.rating):
-            span = f" The ratings span {float(np.min(inter.rating)):.6g} to {float(np.max(inter.rating)):.6g}."
         raise FloatingPointError(
-            f"Fitting {type(model).__name__} produced NaN or infinite values in {', '.join(bad[:5])}.{span} Rescale "
-            "or clip extreme ratings / weights, or raise the regularisation, and fit again."
+            f"Fitting {type(model).__name__} produced NaN or infinite values in {', '.join(bad[:5])}."
+            f"{_rating_span(inter)} Rescale or clip extreme ratings / weights, or raise the regularisation, and fit again."
         )
+
+
+def _rating_span(inter: Interactions) -> str:
+    """`` The ratings span a to b.`` for logs with ratings (extreme ones make solvers and SGD diverge), else ``""``."""
+    if inter.rating is None or not len(inter.rating):
+        return ""
+    return f" The ratings span {float(np.min(inter.rating)):.6g} to {float(np.max(inter.rating)):.6g}."
 
 
 def _read_seen(path: str, num_users: int, num_items: int) -> sp.csr_matrix:

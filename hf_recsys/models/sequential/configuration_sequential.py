@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...configuration_utils import check_choice, check_positive
 from ...training.engine import set_training_options
 from ..backbone_utils import BackboneRecConfig
@@ -50,6 +52,8 @@ class SequentialConfig(BackboneRecConfig):
             of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are users).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
     """
+
+    training_defaults: ClassVar[dict] = SEQUENTIAL_TRAINING_DEFAULTS  # options taken from **kwargs
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...configuration_utils import check_choice, check_positive
 from ...training.engine import set_training_options
 from ..backbone_utils import BackboneRecConfig
@@ -51,6 +53,7 @@ class TwoTowerConfig(BackboneRecConfig):
     """
 
     model_type = "two_tower"
+    training_defaults: ClassVar[dict] = TWO_TOWER_TRAINING_DEFAULTS  # options taken from **kwargs
 
     def __init__(
         self,
