@@ -30,6 +30,7 @@ from transformers.utils import ModelOutput
 from .configuration_utils import RecConfig
 from .data.views import Interactions, build_vocabs, encode_interactions
 from .data.vocab import VOCAB_FILE, IdVocab, UnknownIdError, load_vocabs, save_vocabs
+from .retrieval.mixin import RetrievalMixin
 
 if TYPE_CHECKING:
     from .training.examples import TrainingExamples
@@ -64,7 +65,7 @@ class NotFittedError(RuntimeError):
     """The model has no vocabulary / fitted state yet."""
 
 
-class RecPreTrainedModel(PreTrainedModel):
+class RecPreTrainedModel(RetrievalMixin, PreTrainedModel):
     """Base class of every recommender: a ``transformers.PreTrainedModel`` plus the recommend contract.
 
     Class attributes for subclasses:
@@ -313,6 +314,8 @@ class RecPreTrainedModel(PreTrainedModel):
         k = int(min(k, n_cand))
         if k <= 0:
             raise ValueError("recommend needs k >= 1 and at least one candidate item.")
+        if (hit := self._index_recommend(user_idx, hists, k, exclude_seen, cand, batch_size)) is not None:
+            return self.item_vocab.decode(hit[0]), hit[1]  # through the ANN index (hf_recsys.retrieval)
         out_idx = np.empty((len(users), k), dtype=np.int64)
         out_scores = np.empty((len(users), k), dtype=np.float32)
         for start in range(0, len(users), batch_size):
@@ -350,6 +353,8 @@ class RecPreTrainedModel(PreTrainedModel):
         """The ``k`` items most similar to each given item (the item itself excluded): ``(item_ids, scores)``."""
         self._require_vocab()
         idx = torch.as_tensor(self.item_vocab.encode(list(items)), device=self.device)
+        if (hit := self._index_similar(idx, int(min(k, self.config.num_items - 1)))) is not None:
+            return hit  # through the ANN index (hf_recsys.retrieval)
         sims = self.item_similarity(idx).float()
         sims[torch.arange(len(idx), device=sims.device), idx] = -torch.inf
         k = int(min(k, self.config.num_items - 1))
@@ -381,6 +386,7 @@ class RecPreTrainedModel(PreTrainedModel):
                 },
                 os.path.join(save_directory, SEEN_FILE),
             )
+        self.save_index(save_directory)  # the ANN index, if built (hf_recsys.retrieval)
         from .hub import write_manifest
 
         write_manifest(save_directory)  # last: lists every file with its sha256 so loading can refuse partial saves
@@ -438,6 +444,7 @@ class RecPreTrainedModel(PreTrainedModel):
             shape = tuple(int(x) for x in t["shape"])
             indptr, indices = t["indptr"].numpy(), t["indices"].numpy()
             self.seen_items = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
+        self.load_index(path, **hub)  # the ANN index, if saved (hf_recsys.retrieval)
 
 
 __all__ = ["NotFittedError", "RecPreTrainedModel", "RecommenderOutput"]

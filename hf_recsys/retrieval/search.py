@@ -1,0 +1,194 @@
+"""Top-k from an index, with ``exclude_seen``, candidate filters and any ``k`` honoured exactly.
+
+An ANN index answers "the ``f`` nearest items"; a recommender must answer "the ``k`` best *eligible* items"
+(not seen, in the candidate set). :func:`topk_eligible` over-fetches ``f = (k + most seen items in the batch)``
+scaled by the inverse share of allowed items, re-scores what came back exactly (the model's own score, not the
+index's approximation), drops the ineligible, and for rows still short of ``k`` fetches 4x more, twice; rows
+still short after that (or once the fetch covers the catalogue) are scored exactly over every item. So a row gets
+fewer than ``k`` items only when fewer than ``k`` items are eligible at all; the missing places hold ``-inf``
+(the contract of ``recommend``) and a warning says how many rows were short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .embeddings import RetrievalEmbeddings
+from .index import FaissIndex
+
+logger = logging.getLogger(__name__)
+
+EXACT_CANDIDATES = 4096  # a candidate set this small is scored exactly: cheaper than over-fetching from the index
+REFILL_ROUNDS = 2
+PROBE_ROWS = 32
+
+
+class StaleIndexError(RuntimeError):
+    """The model's item embeddings changed since its index was built."""
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().float().cpu().numpy())
+
+
+def fingerprint(vectors: np.ndarray) -> str:
+    """sha256 of the float32 item matrix (its shape included)."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    h = hashlib.sha256(np.asarray(x.shape, dtype=np.int64).tobytes())
+    h.update(x.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class ModelIndex:
+    """A model's item index: the MIPS index, the item-similarity index and what detects a stale one.
+
+    Args:
+        main: index over the items' retrieval vectors (``recommend``).
+        similar: index over the unit item vectors (``similar_items``), or ``None``.
+        fingerprint: sha256 of the item vectors the index was built from.
+        probe_rows, probe_vectors: a few item rows and their vectors at build time, compared at every query
+            (a cheap check; the full fingerprint is checked on save and load).
+        info: kind, parameters and the recall measured at build time.
+    """
+
+    main: FaissIndex
+    similar: FaissIndex | None
+    fingerprint: str
+    probe_rows: np.ndarray
+    probe_vectors: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def check_fresh(self, emb: RetrievalEmbeddings) -> None:
+        """Raise :class:`StaleIndexError` when the probed item vectors differ from the model's current ones."""
+        rows = torch.as_tensor(self.probe_rows)
+        now = _np(emb.item_vectors(rows)) if len(rows) else self.probe_vectors
+        if now.shape != self.probe_vectors.shape or not np.array_equal(now, self.probe_vectors):
+            raise StaleIndexError(
+                "The model's item embeddings changed since build_index(): the index would return stale results. "
+                "Call model.build_index(...) again, or model.drop_index() to score exactly."
+            )
+
+
+def probe(vectors: np.ndarray, num: int = PROBE_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.unique(np.linspace(0, len(vectors) - 1, num=min(num, len(vectors))).astype(np.int64))
+    return rows, vectors[rows].copy()
+
+
+def exact_scores(
+    vectors: Callable[[torch.Tensor | None], torch.Tensor], q: np.ndarray, off: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """Model scores ``q . v_i + off`` of the fetched ``ids`` ``(b, f)``; ``-inf`` where ``ids == -1``."""
+    flat = torch.as_tensor(np.maximum(ids, 0).reshape(-1))
+    v = _np(vectors(flat)).reshape(ids.shape[0], ids.shape[1], -1)
+    scores = np.einsum("bd,bfd->bf", q, v) + off[:, None]
+    scores[ids < 0] = -np.inf
+    return scores.astype(np.float32)
+
+
+def _banned(rows: np.ndarray, ids: np.ndarray, banned: sp.csr_matrix | None, n: int) -> np.ndarray:
+    """``(b, f)`` True where ``ids[j]`` is in row ``rows[j]`` of ``banned``."""
+    if banned is None or banned.nnz == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    sub = banned[rows]
+    keys = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr)) * n + sub.indices
+    return np.isin(np.arange(len(rows), dtype=np.int64)[:, None] * n + ids, keys)
+
+
+def _take_topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    kk = min(k, scores.shape[1])
+    part = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        if kk < scores.shape[1]
+        else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+    )
+    s = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-s, axis=1, kind="stable")
+    out_s, out_i = np.take_along_axis(s, order, 1), np.take_along_axis(np.take_along_axis(ids, part, 1), order, 1)
+    if kk < k:
+        out_s = np.pad(out_s, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+        out_i = np.pad(out_i, ((0, 0), (0, k - kk)), mode="edge")  # filler, marked by its -inf score
+    return out_i, out_s
+
+
+def exact_topk(
+    vectors: Callable[[torch.Tensor | None], torch.Tensor],
+    q: np.ndarray,
+    off: np.ndarray,
+    k: int,
+    banned: sp.csr_matrix | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` eligible items of every query (over ``allowed`` items only, if given)."""
+    full = _np(vectors(None))
+    cand = np.arange(len(full)) if allowed is None else np.flatnonzero(allowed)
+    scores = q @ (full if allowed is None else full[cand]).T + off[:, None]
+    ids = np.ascontiguousarray(np.broadcast_to(cand, scores.shape))
+    scores[_banned(np.arange(len(q)), ids, banned, len(full))] = -np.inf
+    return _take_topk(scores, ids, k)
+
+
+def topk_eligible(
+    index: FaissIndex,
+    vectors: Callable[[torch.Tensor | None], torch.Tensor],
+    q: np.ndarray,
+    off: np.ndarray,
+    k: int,
+    banned: sp.csr_matrix | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` eligible items per query through ``index``, by over-fetch and refill (see the module docs).
+
+    Args:
+        index: the faiss index over ``vectors``.
+        vectors: ``vectors(idx)`` -> the model's current item vectors (exact re-scoring and fallback).
+        q, off: ``(b, d)`` queries and ``(b,)`` score offsets.
+        k: items per query.
+        banned: CSR ``(b, num_items)`` of items each query must not get (seen items), or ``None``.
+        allowed: boolean ``(num_items,)`` mask of the candidate items, or ``None`` for all.
+
+    Returns:
+        ``(ids, scores)`` of shape ``(b, k)``, best first; ``-1`` / ``-inf`` where fewer than ``k`` are eligible.
+    """
+    n, b = index.num_items, len(q)
+    n_allowed = n if allowed is None else int(allowed.sum())
+    out_i, out_s = np.full((b, k), -1, dtype=np.int64), np.full((b, k), -np.inf, dtype=np.float32)
+    most_banned = int(np.diff(banned.indptr).max()) if banned is not None and b else 0
+    fetch = min(n, int(math.ceil((k + most_banned) * n / max(n_allowed, 1))))
+    todo = np.arange(b)
+    for _ in range(REFILL_ROUNDS + 1):
+        _, ids = index.search(q[todo], fetch)
+        scores = exact_scores(vectors, q[todo], off[todo], ids)
+        bad = (ids < 0) | _banned(todo, ids, banned, n)
+        if allowed is not None:
+            bad |= ~allowed[np.maximum(ids, 0)]
+        scores[bad] = -np.inf
+        done = (~bad).sum(1) >= k
+        out_i[todo[done]], out_s[todo[done]] = _take_topk(scores[done], ids[done], k)
+        todo = todo[~done]
+        if not len(todo) or fetch >= n:
+            break
+        fetch = min(n, fetch * 4)
+    if len(todo):  # the index could not deliver k eligible items: score these rows exactly
+        sub_banned = banned[todo] if banned is not None else None
+        out_i[todo], out_s[todo] = exact_topk(vectors, q[todo], off[todo], k, sub_banned, allowed)
+        short = int(np.isneginf(out_s[todo]).any(1).sum())
+        if short:
+            warnings.warn(
+                f"{short} of {b} queries have fewer than k={k} eligible items: their last places hold -inf.",
+                stacklevel=3,
+            )
+    return out_i, out_s
+
+
+__all__ = ["ModelIndex", "StaleIndexError", "exact_scores", "exact_topk", "fingerprint", "topk_eligible"]
