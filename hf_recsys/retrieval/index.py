@@ -125,6 +125,20 @@ class FaissIndex:
         index.add(vecs)
         return cls(kind, p, index, max_norm, d, n)
 
+    @property
+    def exact_scores(self) -> bool:
+        """The index returns exact inner products of the stored vectors (no PQ codes, no L2 reduction)."""
+        return self.kind != "ivf_pq" and self.params.get("mips", "ip") == "ip"
+
+    def set_search_params(self, **params) -> None:
+        """Change the search-time parameters (``ef_search`` for HNSW, ``nprobe`` for IVF) without rebuilding."""
+        allowed = {"hnsw": {"ef_search"}, "ivf_flat": {"nprobe"}, "ivf_pq": {"nprobe"}}.get(self.kind, set())
+        if set(params) - allowed:
+            raise ValueError(f"A {self.kind!r} index has search parameters {sorted(allowed)}, got {sorted(params)}.")
+        self.params.update({k: int(v) for k, v in params.items()})
+        if "nprobe" in params:
+            self.index.nprobe = min(self.params["nprobe"], self.params["nlist"])
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``k`` item indices per query, best first (``-1`` where the index found fewer), with the index's
         own scores (inner products, or negative augmented L2 distances with ``mips="augment"``)."""

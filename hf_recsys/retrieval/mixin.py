@@ -89,6 +89,18 @@ class RetrievalMixin:
         self.config.retrieval_index = info
         return info
 
+    def tune_index(self, recall_k: int = 10, recall_users: int = 256, seed: int = 0, **search_params) -> dict:
+        """Change the index's search-time parameters (``ef_search``; ``nprobe``) without rebuilding it, and
+        measure its recall again; returns the updated ``config.retrieval_index``."""
+        index = self._require_index()
+        for part in (index.main, index.similar):
+            if part is not None:
+                part.set_search_params(**search_params)
+        index.info["params"] = index.main.params
+        index.info.update(self.index_recall(k=recall_k, num_users=recall_users, seed=seed))
+        self.config.retrieval_index = index.info
+        return index.info
+
     def drop_index(self) -> None:
         """Forget the index: ``recommend`` and ``similar_items`` score every item exactly again."""
         self._item_index = None

@@ -2,11 +2,12 @@
 
 An ANN index answers "the ``f`` nearest items"; a recommender must answer "the ``k`` best *eligible* items"
 (not seen, in the candidate set). :func:`topk_eligible` over-fetches ``f = (k + most seen items in the batch)``
-scaled by the inverse share of allowed items, re-scores what came back exactly (the model's own score, not the
-index's approximation), drops the ineligible, and for rows still short of ``k`` fetches 4x more, twice; rows
-still short after that (or once the fetch covers the catalogue) are scored exactly over every item. So a row gets
-fewer than ``k`` items only when fewer than ``k`` items are eligible at all; the missing places hold ``-inf``
-(the contract of ``recommend``) and a warning says how many rows were short.
+scaled by the inverse share of allowed items, takes the model's exact score of what came back (faiss' inner
+products where they are exact, a re-scoring where the index approximates: PQ codes, the L2 reduction), drops the
+ineligible, and for rows still short of ``k`` fetches 4x more, twice; rows still short after that (or once the
+fetch covers the catalogue) are scored exactly over every item. So a row gets fewer than ``k`` items only when
+fewer than ``k`` items are eligible at all; the missing places hold ``-inf`` (the contract of ``recommend``) and
+a warning says how many rows were short.
 """
 
 from __future__ import annotations
@@ -167,8 +168,11 @@ def topk_eligible(
     fetch = min(n, int(math.ceil((k + most_banned) * n / max(n_allowed, 1))))
     todo = np.arange(b)
     for _ in range(REFILL_ROUNDS + 1):
-        _, ids = index.search(q[todo], fetch)
-        scores = exact_scores(vectors, q[todo], off[todo], ids)
+        raw, ids = index.search(q[todo], fetch)
+        if index.exact_scores:  # faiss' inner products of the stored vectors (checked fresh) are the scores
+            scores = np.where(ids < 0, -np.inf, raw + off[todo, None]).astype(np.float32)
+        else:
+            scores = exact_scores(vectors, q[todo], off[todo], ids)
         bad = (ids < 0) | _banned(todo, ids, banned, n)
         if allowed is not None:
             bad |= ~allowed[np.maximum(ids, 0)]

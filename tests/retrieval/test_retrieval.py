@@ -275,3 +275,12 @@ def test_index_file_is_written_atomically(model, tmp_path):
     model.build_index("exact")
     path = model.save_index(tmp_path)
     assert os.path.basename(path) == INDEX_FILE and not os.path.exists(path + ".tmp")
+
+
+def test_tune_index_changes_search_parameters_and_remeasures_recall(model):
+    low = dict(model.build_index("hnsw", ef_search=10, M=8, ef_construction=20))
+    high = model.tune_index(ef_search=200)
+    assert high["params"]["ef_search"] == 200 and model.item_index.main.params["ef_search"] == 200
+    assert high["recall_at_k"] >= low["recall_at_k"]
+    with pytest.raises(ValueError, match="search parameters"):
+        model.tune_index(M=4)
