@@ -16,6 +16,7 @@ from .embeddings import RetrievalEmbeddings, family_embeddings
 from .index import FaissIndex
 from .search import (
     EXACT_CANDIDATES,
+    INDEX_BATCH,
     ModelIndex,
     StaleIndexError,
     _np,
@@ -157,8 +158,9 @@ class RetrievalMixin:
             allowed[cand] = True
         out_i = np.empty((len(user_idx), k), dtype=np.int64)
         out_s = np.empty((len(user_idx), k), dtype=np.float32)
-        for start in range(0, len(user_idx), batch_size):
-            sl = slice(start, start + batch_size)
+        step = max(batch_size, INDEX_BATCH)  # no (batch, num_items) matrix here: faiss prefers large batches
+        for start in range(0, len(user_idx), step):
+            sl = slice(start, start + step)
             q, off, seen = self._index_queries(emb, user_idx[sl], hists[sl] if hists is not None else None)
             banned = seen if exclude_seen else None
             if cand is not None and len(cand) <= EXACT_CANDIDATES:
