@@ -253,14 +253,15 @@ def create_app(
     async def metadata():
         return _metadata(model)
 
+    # the answers are plain JSON types already: JSONResponse skips FastAPI's response encoding (a hot path)
     @app.post("/recommend", dependencies=guarded)
     async def recommend(req: RecommendRequest):
         key = (req.k, req.exclude_seen, tuple(req.items) if req.items else None)
-        return {"recommendations": await batchers["recommend"].submit(key, req)}
+        return JSONResponse({"recommendations": await batchers["recommend"].submit(key, req)})
 
     @app.post("/similar", dependencies=guarded)
     async def similar(req: SimilarRequest):
-        return {"similar": await batchers["similar"].submit((req.k,), req)}
+        return JSONResponse({"similar": await batchers["similar"].submit((req.k,), req)})
 
     @app.post("/score", dependencies=guarded)
     async def score(req: ScoreRequest):
