@@ -5,7 +5,8 @@ model (hidden 64, 2 layers, history length 50, trained ``--seq-epochs`` epochs: 
 latency). Each is saved, served by the real CLI in a subprocess (``hf-recsys serve``), and hit by an httpx
 asyncio loop: every request ``POST /recommend {"users": [one random user], "k": 10}``; each level runs until
 ``--requests`` answers or ``--seconds`` seconds, whichever comes first. The client runs on the same machine (it
-takes CPU from the server: the numbers are conservative).
+takes CPU from the server: the numbers are conservative); ``--client-procs N`` spreads the clients of a level over
+N processes (one httpx client holding 64 connections is slow by itself).
 
 Usage: ``nice -n 15 python benchmarks/serving/bench_serving.py --out benchmarks/serving/results.json``.
 """
@@ -80,7 +81,38 @@ def start_server(path: Path, port: int, threads: int) -> subprocess.Popen:
     raise RuntimeError("server did not start")
 
 
-async def load(url: str, users: list, clients: int, max_requests: int, max_seconds: float, seed: int = 0) -> dict:
+def load_in_processes(url: str, users: list, clients: int, procs: int, max_requests: int, max_seconds: float) -> dict:
+    """``clients`` concurrent clients spread over ``procs`` client processes (one httpx client with many
+    connections is itself slow), latencies merged."""
+    import multiprocessing as mp
+
+    procs = max(1, min(procs, clients))
+    per = [clients // procs + (i < clients % procs) for i in range(procs)]
+    jobs = [(url, users, c, max_requests // procs, max_seconds, i) for i, c in enumerate(per)]
+    with mp.get_context("spawn").Pool(procs) as pool:
+        parts = pool.starmap(_load_part, jobs)
+    lat = np.concatenate([np.asarray(p["latencies"]) for p in parts]) * 1000
+    wall = max(p["seconds"] for p in parts)
+    return {
+        "clients": clients,
+        "client_processes": procs,
+        "requests": len(lat),
+        "errors": sum(p["errors"] for p in parts),
+        "seconds": round(wall, 2),
+        "throughput_rps": round(len(lat) / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+
+
+def _load_part(*args) -> dict:
+    return asyncio.run(load(*args, raw=True))
+
+
+async def load(
+    url: str, users: list, clients: int, max_requests: int, max_seconds: float, seed: int = 0, raw: bool = False
+) -> dict:
     import httpx
 
     rng = np.random.default_rng(seed)
@@ -107,6 +139,8 @@ async def load(url: str, users: list, clients: int, max_requests: int, max_secon
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(clients)))
         wall = time.perf_counter() - t0
+    if raw:
+        return {"latencies": latencies, "errors": errors, "seconds": wall}
     lat = np.array(latencies) * 1000
     return {
         "clients": clients,
@@ -128,6 +162,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="most requests per level")
     p.add_argument("--seconds", type=float, default=30.0, help="most seconds per level")
     p.add_argument("--server-threads", type=int, default=1)
+    p.add_argument("--client-procs", type=int, default=1, help="client processes sharing the concurrent clients")
     p.add_argument("--out")
     args = p.parse_args()
     result = {"machine": machine(), "args": vars(args), "models": {}}
@@ -137,8 +172,12 @@ def main() -> None:
             proc = start_server(path, port, args.server_threads)
             try:
                 rows = []
+                url = f"http://127.0.0.1:{port}"
                 for c in args.clients:
-                    row = asyncio.run(load(f"http://127.0.0.1:{port}", users, c, args.requests, args.seconds))
+                    if args.client_procs > 1 and c > 1:
+                        row = load_in_processes(url, users, c, args.client_procs, args.requests, args.seconds)
+                    else:
+                        row = asyncio.run(load(url, users, c, args.requests, args.seconds))
                     print(name, json.dumps(row), flush=True)
                     rows.append(row)
                 result["models"][name] = rows
