@@ -508,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model", help="Hub id of the backbone, for the card (backbone models)")
     p.add_argument("--license", help="license for the card, e.g. apache-2.0")
     p.set_defaults(func=cmd_push)
+
+    from .serving import add_serve_parser
+
+    add_serve_parser(sub)  # hf-recsys serve MODEL (hf_recsys/serving)
     return parser
 
 

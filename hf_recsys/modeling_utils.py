@@ -41,6 +41,7 @@ from .serialization import (
     verify_config_manifest,
     write_config_manifest,
 )
+from .retrieval.mixin import RetrievalMixin
 
 if TYPE_CHECKING:
     from .training.examples import TrainingExamples
@@ -116,7 +117,7 @@ class NotFittedError(RuntimeError):
     """The model has no vocabulary / fitted state yet."""
 
 
-class RecPreTrainedModel(PreTrainedModel):
+class RecPreTrainedModel(RetrievalMixin, PreTrainedModel):
     """Base class of every recommender: a ``transformers.PreTrainedModel`` plus the recommend contract.
 
     Class attributes for subclasses:
@@ -412,6 +413,8 @@ class RecPreTrainedModel(PreTrainedModel):
         if k < 1 or n_cand < 1:
             raise ValueError(f"recommend needs k >= 1 and at least one candidate item, got k={k}.")
         k = int(min(k, n_cand))
+        if (hit := self._index_recommend(user_idx, hists, k, exclude_seen, cand, batch_size)) is not None:
+            return Recommendations(self.item_vocab.decode(hit[0]), hit[1], ignored)  # through the ANN index
         out_idx = np.empty((len(users), k), dtype=np.int64)
         out_scores = np.empty((len(users), k), dtype=np.float32)
         for start in range(0, len(users), batch_size):
@@ -478,6 +481,8 @@ class RecPreTrainedModel(PreTrainedModel):
         if k < 1 or self.config.num_items < 2:
             raise ValueError(f"similar_items needs k >= 1 and at least two items, got k={k}.")
         idx = torch.as_tensor(self.item_vocab.encode(_as_id_list(items)), device=self.device)
+        if (hit := self._index_similar(idx, int(min(k, self.config.num_items - 1)))) is not None:
+            return Recommendations(*hit)  # through the ANN index (hf_recsys.retrieval)
         sims = self.item_similarity(idx).float()
         sims[torch.arange(len(idx), device=sims.device), idx] = -torch.inf
         k = int(min(k, self.config.num_items - 1))
@@ -561,6 +566,7 @@ class RecPreTrainedModel(PreTrainedModel):
                 },
                 os.path.join(save_directory, SEEN_FILE),
             )
+        self.save_index(save_directory)  # the ANN index, if built (hf_recsys.retrieval); the manifest covers it
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push the model to the Hub in one commit, with its id vocabulary and a model card.
@@ -616,6 +622,7 @@ class RecPreTrainedModel(PreTrainedModel):
         seen_path = fetch_file(path, SEEN_FILE, hub)
         if seen_path is not None:
             self.seen_items = _read_seen(seen_path, self.config.num_users, self.config.num_items)
+        self.load_index(path, **hub)  # the ANN index, if saved (hf_recsys.retrieval)
 
 
 def _check_finite_state(model: torch.nn.Module, inter: Interactions) -> None:

@@ -1,0 +1,1 @@
+"""Integrations with distributed engines (optional extras): :mod:`hf_recsys.integrations.ray`."""

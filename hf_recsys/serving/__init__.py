@@ -1,0 +1,46 @@
+"""Serving a recommender over HTTP: ``hf-recsys serve MODEL`` (``pip install "hf-recsys[serve]"``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_serve_parser(sub) -> None:
+    """The ``serve`` subcommand of ``hf-recsys``."""
+    p = sub.add_parser("serve", help='HTTP JSON server for a saved model (pip install "hf-recsys[serve]")')
+    p.add_argument("model", help="saved model folder or Hub repo id")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", help="bearer token for every endpoint but /health (default: $HF_RECSYS_SERVE_TOKEN)")
+    p.add_argument("--feedback-log", help="JSON Lines file that POST /feedback appends to")
+    p.add_argument("--max-batch", type=int, default=256, help="most requests answered by one model call")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to batch")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        revision=args.revision,
+        token=args.token or os.environ.get("HF_RECSYS_SERVE_TOKEN"),
+        feedback_log=args.feedback_log,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
+    return 0
+
+
+def create_app(*args, **kwargs):
+    """See :func:`hf_recsys.serving.app.create_app` (imported lazily: FastAPI is optional)."""
+    from .app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)
+
+
+__all__ = ["add_serve_parser", "cmd_serve", "create_app"]
