@@ -36,7 +36,7 @@ INDEX_BATCH = 8192  # queries per faiss search: faiss is several times faster pe
 PROBE_ROWS = 32
 
 
-class StaleIndexError(RuntimeError):
+class StaleIndexError(ValueError, RuntimeError):
     """The model's item embeddings changed since its index was built."""
 
 
