@@ -31,6 +31,7 @@ from transformers.utils import ModelOutput
 from .configuration_utils import RecConfig
 from .data.views import Interactions, build_vocabs, encode_interactions
 from .data.vocab import VOCAB_FILE, IdVocab, UnknownIdError, load_vocabs, save_vocabs
+from .retrieval.mixin import RetrievalMixin
 from .serialization import (
     CARD_FILE,
     MANIFEST_KEY,
@@ -41,7 +42,6 @@ from .serialization import (
     verify_config_manifest,
     write_config_manifest,
 )
-from .retrieval.mixin import RetrievalMixin
 
 if TYPE_CHECKING:
     from .training.examples import TrainingExamples
@@ -632,7 +632,8 @@ def _check_finite_state(model: torch.nn.Module, inter: Interactions) -> None:
     if bad:
         raise FloatingPointError(
             f"Fitting {type(model).__name__} produced NaN or infinite values in {', '.join(bad[:5])}."
-            f"{_rating_span(inter)} Rescale or clip extreme ratings / weights, or raise the regularisation, and fit again."
+            f"{_rating_span(inter)} Rescale or clip extreme ratings / weights, or raise the regularisation, and fit "
+            "again."
         )
 
 
