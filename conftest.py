@@ -21,3 +21,13 @@ def ml_latest_small():
     if path is None:
         pytest.skip(f"MovieLens ml-latest-small not found: set {ML_LATEST_SMALL_ENV} or put it in ../shared/data/")
     return path
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps process-wide state; a test using this fixture leaves a clean one behind."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

@@ -26,15 +26,7 @@ from hf_recsys.training.trainer import (
     verify_trainer_checkpoint,
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Accelerate keeps process-wide state; each test starts from a clean one."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # Accelerate state reset after each test (conftest)
 
 
 @pytest.fixture(scope="module")
