@@ -332,6 +332,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from .data import UnknownIdError
     from .pipelines import catalogue_lookup
 
+    if args.ray_log:
+        return _recommend_on_ray(args)
     model = _load_model(args.model, args.revision)
     catalogue = _read_catalogue(args.catalogue)
     users = _read_user_list(args, model)
@@ -364,6 +366,24 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if short:
         print(f"{short:,} user(s) got fewer than k={args.k} items (not enough eligible items)", file=sys.stderr)
     _write_table(pa.concat_tables(chunks), args.output, f"recommendations for {len(users):,} users")
+    return 0
+
+
+def _recommend_on_ray(args: argparse.Namespace) -> int:
+    """``recommend --ray-log``: every user of a Parquet log, scored by Ray actors (``hf_recsys.integrations.ray``)."""
+    from .integrations.ray import recommend_all
+
+    given = [f for f, v in (("--users", args.users), ("--users-file", args.users_file), ("--history", args.history),
+                            ("--catalogue", args.catalogue)) if v is not None]  # fmt: skip
+    if given:
+        raise ValueError(f"--ray-log scores every user of the log: drop {', '.join(given)}.")
+    if not args.output or os.path.splitext(args.output)[1]:
+        raise ValueError("--ray-log writes a Parquet folder: give --output a folder name (no file extension).")
+    recommend_all(
+        args.model, args.ray_log, args.output, k=args.k, exclude_seen=not args.include_seen,
+        num_replicas=args.ray_replicas, batch_size=args.batch_size, revision=args.revision,
+    )  # fmt: skip
+    print(f"recommendations for every user of {args.ray_log} -> {args.output}/ (Parquet, written by Ray)")
     return 0
 
 
@@ -485,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="items per user (default: 10)")
     p.add_argument("--include-seen", action="store_true", help="do not exclude items seen in training")
     p.add_argument("--batch-size", type=int, default=1024, help="users scored at once")
+    p.add_argument("--ray-log", help="score every user of this Parquet log on Ray (pip install 'hf-recsys[ray]')")
+    p.add_argument("--ray-replicas", type=int, default=2, help="with --ray-log: model replicas (Ray actors)")
     p.add_argument("--output", help=".parquet or .csv (default: print)")
     p.set_defaults(func=cmd_recommend)
 

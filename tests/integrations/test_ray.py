@@ -44,3 +44,18 @@ def test_ray_batch_scoring_equals_the_single_process_output(local_ray, tmp_path)
     assert (got["item_id"].to_numpy() == want["item_id"].to_numpy()).all()
     assert (got["rank"].to_numpy() == want["rank"].to_numpy()).all()
     np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-6)
+
+
+def test_the_recommend_command_runs_on_ray_with_the_same_output(local_ray, tmp_path):
+    log = tiny_log()
+    model = AutoModelForRecommendation.for_model("ease", l2=10.0).fit(log)
+    model.save_pretrained(tmp_path / "model")
+    log.to_parquet(tmp_path / "log.parquet")
+    recommend_all(tmp_path / "model", tmp_path / "log.parquet", tmp_path / "lib", k=5, num_replicas=2, batch_size=8)
+    args = ["recommend", "--model", str(tmp_path / "model"), "--ray-log", str(tmp_path / "log.parquet"), "--k", "5"]
+    assert cli([*args, "--batch-size", "8", "--output", str(tmp_path / "cli")]) == 0
+    key = ["user_id", "rank"]
+    got, want = (pd.read_parquet(tmp_path / d).sort_values(key).reset_index(drop=True) for d in ("cli", "lib"))
+    pd.testing.assert_frame_equal(got, want)
+    assert cli([*args, "--users", "u1", "--output", str(tmp_path / "x")]) == 2  # --ray-log scores every user
+    assert cli([*args, "--output", str(tmp_path / "x.parquet")]) == 2  # a folder, not a file
