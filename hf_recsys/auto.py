@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from transformers import PreTrainedConfig
-
 from .configuration_utils import RecConfig, check_config_kwargs
 from .modeling_utils import RecPreTrainedModel
 from .registry import get_model_spec
-from .serialization import recover_if_interrupted
+from .serialization import recover_if_interrupted, saved_model_type
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -53,14 +51,8 @@ def check_model_path(path: str | os.PathLike) -> None:
 
 
 def _model_type_of(path: str | os.PathLike, kwargs: dict) -> str:
-    hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
     check_model_path(path)
-    recover_if_interrupted(path, hub.get("subfolder"))  # a save killed in this folder is finished or undone first
-    config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
-    model_type = config_dict.get("model_type")
-    if not model_type:
-        raise ValueError(f"{path}: config.json has no 'model_type'; it was not saved by hf-recsys or transformers.")
-    return model_type
+    return saved_model_type(path, {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
 
 
 class AutoRecConfig:

@@ -32,7 +32,7 @@ from .serialization import (
     MANIFEST_KEY,
     IncompleteCheckpointError,
     UnsafeCheckpointError,
-    recover_if_interrupted,
+    saved_model_type,
     verify_checkpoint,
     write_config_manifest,
 )
@@ -103,18 +103,12 @@ def load_model(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
         >>> item_ids, scores = model.recommend([1, 2], k=10)  # doctest: +SKIP
         ```
     """
-    from transformers import PreTrainedConfig
-
     from .registry import get_model_spec
 
     path = str(pretrained_model_name_or_path)
     hub = _pin_revision(path, {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
-    recover_if_interrupted(path, hub.get("subfolder"))
-    config_dict, _ = PreTrainedConfig.get_config_dict(path, **hub)
-    if not config_dict.get("model_type"):
-        raise ValueError(f"{path}: config.json has no 'model_type'; it was not saved by hf-recsys or transformers.")
     # from_pretrained verifies the manifest before reading any weight (RecPreTrainedModel.from_pretrained)
-    return get_model_spec(config_dict["model_type"]).model_class.from_pretrained(path, **{**kwargs, **hub})
+    return get_model_spec(saved_model_type(path, hub)).model_class.from_pretrained(path, **{**kwargs, **hub})
 
 
 # ---------------------------------------------------------------------------------------------- model cards

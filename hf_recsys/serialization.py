@@ -298,6 +298,21 @@ def interrupted_save(target: str | os.PathLike) -> bool:
     return new.is_dir() or old.is_dir()
 
 
+def saved_model_type(path: str | os.PathLike, hub: Mapping[str, Any]) -> str:
+    """The ``model_type`` in the ``config.json`` of a local folder or Hub repo, after :func:`recover_if_interrupted`.
+
+    Raises:
+        ValueError: the config has no ``model_type`` (not saved by hf-recsys or transformers).
+    """
+    from transformers import PreTrainedConfig
+
+    recover_if_interrupted(path, hub.get("subfolder"))  # a save killed in this folder is finished or undone first
+    config_dict, _ = PreTrainedConfig.get_config_dict(str(path), **hub)
+    if not config_dict.get("model_type"):
+        raise ValueError(f"{path}: config.json has no 'model_type'; it was not saved by hf-recsys or transformers.")
+    return config_dict["model_type"]
+
+
 def recover_if_interrupted(path: str | os.PathLike, subfolder: str | None = None) -> None:
     """Before loading a local folder: finish or undo a save of it that was interrupted (:func:`recover_save`)."""
     local = os.path.join(str(path), subfolder or "")
@@ -479,6 +494,7 @@ __all__ = [
     "interrupted_save",
     "prepare_staging",
     "recover_if_interrupted",
+    "saved_model_type",
     "recover_save",
     "safe_member",
     "sha256_file",

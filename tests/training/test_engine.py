@@ -21,13 +21,7 @@ from hf_recsys.training.engine import fit_model
 TINY = {"max_sequence_length": 8, "hidden_size": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.1}
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # Accelerate state reset after each test (conftest)
 
 
 def _fit(seed=0, **kw):

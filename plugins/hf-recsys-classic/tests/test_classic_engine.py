@@ -9,14 +9,7 @@ import yaml
 from hf_recsys import AutoModelForRecommendation
 from hf_recsys.data import generate_interactions, load_interactions
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")  # Accelerate state reset after each test (conftest)
 
 
 @pytest.mark.parametrize(
