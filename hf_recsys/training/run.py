@@ -170,8 +170,8 @@ def run_train(
         "best_metric": state.best_metric,
         "metric_for_best_model": training_args.metric_for_best_model,
         "stopped_early": state.should_stop,
-        "train_seconds": round(total, 1),
-        "train_seconds_this_run": round(seconds, 1),
+        "train_seconds": round(total, 3),
+        "train_seconds_this_run": round(seconds, 3),
         "history": history,
     }
     # from here on, the validation interactions join the history: masked when ranking, read by sequential models
