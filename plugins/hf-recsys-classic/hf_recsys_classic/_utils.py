@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,7 +96,8 @@ def knn_prune(
     """Top-``k`` neighbours (in ``right``'s rows) of every row of ``left`` under cosine (or dot) similarity.
 
     ``sim(a, b) = <a, b> / (|a| |b| + shrink)`` (``<a, b>`` without ``normalize``). Computed by blocks of rows
-    (a sparse-times-dense product and a ``torch.topk`` per block), so memory stays at ``block_size x len(right)``.
+    (sparse-times-dense products over cache-sized column slabs, on torch's number of threads, and a
+    ``torch.topk`` per block), so memory stays at ``block_size x len(right)``.
 
     Returns:
         ``(indices, values)``: LongTensor and FloatTensor of shape ``(len(left), k)``, best first; slots without a
@@ -114,21 +116,37 @@ def knn_prune(
         right = sp.diags(1.0 / np.maximum(right_norm, 1e-12)) @ right
     divide = normalize and shrink > 0
     dense_ok = right.shape[0] * right.shape[1] <= DENSE_BUDGET
-    right_t = np.ascontiguousarray(right.T.toarray()) if dense_ok else right.T.tocsc()
+    if dense_ok:  # column slabs of right^T small enough to stay in cache while a block of rows streams over them
+        right_t = right.T.toarray()
+        slabs = [np.ascontiguousarray(right_t[:, c : c + block_size]) for c in range(0, n_right, block_size)]
+    else:
+        right_t = right.T.tocsc()
     left_norm_t, right_norm_t = torch.from_numpy(left_norm), torch.from_numpy(right_norm)
+    pool = ThreadPoolExecutor(min(torch.get_num_threads(), -(-n_right // block_size))) if dense_ok else None
     for start in tqdm(range(0, n_left, block_size), desc=desc, disable=not show_progress, leave=False):
         stop = min(start + block_size, n_left)
-        prod = left[start:stop] @ right_t  # scipy CSR x dense (or sparse): the fastest kernel here
-        sims = torch.from_numpy(np.ascontiguousarray(prod if dense_ok else prod.toarray(), dtype=np.float32))
+        rows = left[start:stop]
+        if dense_ok:  # scipy CSR x dense: the fastest kernel here, and it releases the GIL
+            buf = np.empty((stop - start, n_right), dtype=np.float32)
+
+            def product(c: int, rows=rows, buf=buf) -> None:
+                buf[:, c : c + block_size] = rows @ slabs[c // block_size]
+
+            list(pool.map(product, range(0, n_right, block_size)))
+            sims = torch.from_numpy(buf)
+        else:
+            sims = torch.from_numpy(np.ascontiguousarray((rows @ right_t).toarray(), dtype=np.float32))
         if divide:
             sims.div_(torch.outer(left_norm_t[start:stop], right_norm_t).add_(shrink))
         if exclude_self:
-            rows = torch.arange(stop - start)
-            sims[rows, rows + start] = -torch.inf
+            diag = torch.arange(stop - start)
+            sims[diag, diag + start] = -torch.inf
         val, idx = torch.topk(sims, k, dim=1)
         keep = val > 0
         out_val[start:stop] = torch.where(keep, val, torch.zeros_like(val))
         out_idx[start:stop] = torch.where(keep, idx, torch.zeros_like(idx))
+    if pool is not None:
+        pool.shutdown()
     return out_idx, out_val
 
 

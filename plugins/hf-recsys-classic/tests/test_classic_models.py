@@ -134,9 +134,18 @@ def test_als_fold_in_reproduces_a_training_user():
     np.testing.assert_allclose(folded.numpy(), model.user_factors[:3].numpy(), atol=2e-2)
 
 
-def test_bprmf_sgd_step_is_the_gradient_of_forward_loss():
+@pytest.mark.parametrize(
+    "users, pos, neg",
+    [
+        ([0, 1, 2], [1, 2, 3], [4, 5, 6]),  # distinct rows
+        ([0, 0, 2, 0], [1, 4, 3, 1], [4, 5, 1, 6]),  # a user, an item, and an item as positive and negative repeat
+    ],
+)
+def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg):
     model = BPRMFModel(BPRMFConfig(num_users=6, num_items=9, factors=3, regularization=0.1, learning_rate=0.5))
-    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6])  # distinct rows
+    with torch.no_grad():
+        model.item_biases.weight.normal_()
+    users, pos, neg = torch.tensor(users), torch.tensor(pos), torch.tensor(neg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     loss = model(users, pos, neg).loss * len(users)  # forward averages; sgd_step applies per-triple gradients
     grads = torch.autograd.grad(loss, list(model.parameters()))
@@ -225,6 +234,33 @@ def test_biased_mf_needs_ratings():
     inter.rating = None
     with pytest.raises(ValueError, match="rating"):
         _fit(BiasedMFModel(BiasedMFConfig()), inter)
+
+
+def test_knn_prune_by_small_blocks_and_slabs_equals_one_block():
+    from hf_recsys_classic._utils import knn_prune
+
+    x = random_interactions(30, 50, seed=3).to_csr().T.tocsr()  # 50 items x 30 users
+    for shrink in (0.0, 1.5):
+        one_idx, one_val = knn_prune(x, x, 7, shrink, block_size=4096)
+        idx, val = knn_prune(x, x, 7, shrink, block_size=8)  # 7 row blocks x 7 column slabs, on a thread pool
+        torch.testing.assert_close(val, one_val)
+        assert torch.equal(idx[val > 0], one_idx[val > 0])
+
+
+def test_negative_sampler_bit_table_and_binary_search_agree(monkeypatch):
+    from hf_recsys_classic.bprmf.modeling_bprmf import NegativeSampler
+
+    positives = random_interactions(40, 30, seed=2).to_csr()
+    users, items = torch.randint(40, (500,)), torch.randint(30, (500,))
+    dense = NegativeSampler(positives)
+    monkeypatch.setattr(NegativeSampler, "dense_limit", 0)
+    searched = NegativeSampler(positives)
+    assert dense.dense is not None and searched.dense is None
+    expected = torch.from_numpy(positives.toarray()[users.numpy(), items.numpy()] > 0)
+    assert torch.equal(dense.is_positive(users, items), expected)
+    assert torch.equal(searched.is_positive(users, items), expected)
+    negs = searched.sample(users, torch.Generator().manual_seed(0))
+    assert float(dense.is_positive(users, negs).float().mean()) < float(expected.float().mean())
 
 
 def test_knn_sparse_fallback_matches_dense(monkeypatch):
