@@ -198,11 +198,16 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
     if model.user_vocab is None or model.item_vocab is None or model.seen_items is None:
         raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(log) before partial_fit(new_log).")
     check_update_log(model, data)
-    grow_vocabularies(model, data)
-    inter = encode_interactions(data, model.user_vocab, model.item_vocab)
-    seen_before = model.seen_items
-    model.seen_items = merge_seen(seen_before, inter)
-    model._partial_fit(inter, seen_before=seen_before, show_progress=show_progress, **options)
+    before = (model.user_vocab, model.item_vocab, model.seen_items)
+    try:
+        grow_vocabularies(model, data)
+        inter = encode_interactions(data, model.user_vocab, model.item_vocab)
+        model.seen_items = merge_seen(before[2], inter)
+        model._partial_fit(inter, seen_before=before[2], show_progress=show_progress, **options)
+    except BaseException:  # the family refused (e.g. no content for new items): the vocabularies stay as they were
+        model.set_vocabs(*before[:2])
+        model.seen_items = before[2]
+        raise
     _check_finite_state(model, inter)
     schema = getattr(model.config, LOG_SCHEMA_KEY, None)
     if schema and inter.timestamp is not None and len(inter.timestamp):
@@ -290,10 +295,15 @@ def gradient_partial_fit(
     """
     from ..training.engine import TrainingOptions, fit_model
 
+    old_sizes = seen_before.shape
     model.resize_tables(model.config.num_users, model.config.num_items, mean_resizing=True)
-    seed = fit_options.get("seed") or TrainingOptions.from_config(model.config).seed
-    rows = concat_interactions([context, _replay_rows(model, inter, seen_before, replay, replay_log, seed), inter])
-    return fit_model(model, rows, show_progress=show_progress, **fit_options)
+    try:
+        seed = fit_options.get("seed") or TrainingOptions.from_config(model.config).seed
+        rows = concat_interactions([context, _replay_rows(model, inter, seen_before, replay, replay_log, seed), inter])
+        return fit_model(model, rows, show_progress=show_progress, **fit_options)
+    except BaseException:  # refused before training (bad option, missing content): back to the old tables
+        model.resize_tables(*old_sizes)
+        raise
 
 
 def sequential_partial_fit(model, inter: Interactions, seen_before: sp.csr_matrix, **options: Any):
@@ -313,7 +323,11 @@ def sequential_partial_fit(model, inter: Interactions, seen_before: sp.csr_matri
         ctx = Interactions(known[rows], tokens[rows, cols] - 1, None, ts, *inter_shape(inter))
         if inter.rating is not None:
             ctx.rating = np.zeros(len(rows), np.float32)
-    history = gradient_partial_fit(model, inter, seen_before, context=ctx, **options)
+    try:
+        history = gradient_partial_fit(model, inter, seen_before, context=ctx, **options)
+    except BaseException:
+        model.user_history = old_hist
+        raise
     new_hist = model.user_history
     merged = torch.zeros_like(new_hist)
     merged[: len(old_hist)] = old_hist.to(merged.device)

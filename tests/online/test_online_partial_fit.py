@@ -156,3 +156,16 @@ def test_sequential_update_continues_the_stored_histories():
         [before[known][before[known] > 0], torch.as_tensor(model.item_vocab.encode([9001, 9002]) + 1)]
     )
     torch.testing.assert_close(model.user_history[known][-len(expected) :], expected[-12:])
+
+
+def test_a_refused_update_leaves_the_model_as_it_was():
+    from hf_recsys_classic import BPRMFConfig, BPRMFModel
+
+    model = BPRMFModel(BPRMFConfig(factors=4, epochs=1)).fit(tiny_log(), show_progress=False)
+    users, items = model.user_vocab, model.item_vocab
+    weights = model.item_embeddings.weight.detach().clone()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.partial_fit(partial_fit_log(tiny_log()), learning_rate=-1.0)
+    assert model.user_vocab is users and model.item_vocab is items and model.seen_items.shape == (40, 25)
+    assert model.config.num_items == 25 and torch.equal(model.item_embeddings.weight, weights)
+    assert model.recommend(["u1"], k=3)[0].shape == (1, 3)
