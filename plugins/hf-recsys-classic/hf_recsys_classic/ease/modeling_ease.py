@@ -132,28 +132,40 @@ class EASEModel(EASEPreTrainedModel):
         if u.shape[0] > n / 4:  # a full solve is cheaper
             return self._fit(Interactions(*_coo(self.seen_items), None, None, *self.seen_items.shape))
         prec = self._grown_precision(seen_before, n, l2)
+        self._precision = None  # updated in place below
         sign = torch.cat([torch.ones(new_rows.shape[0]), -torch.ones(old_rows.shape[0])]).double()
-        ut = torch.from_numpy(u.toarray()).double()  # (r, n)
-        w = ut @ prec  # U P
-        middle = torch.diag(sign) + w @ ut.T  # S^-1 + U P U^T, S = diag(sign)
-        prec -= w.T @ torch.linalg.solve(middle, w)
-        weights = prec / -prec.diagonal().unsqueeze(0)
+        coo = u.tocoo()
+        ut = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float64), u.shape)
+        w = torch.sparse.mm(ut, prec)  # U P, (r, n): a sum of rows of P per row of U
+        middle = torch.diag(sign) + torch.sparse.mm(ut, w.T).T  # S^-1 + U P U^T, S = diag(sign)
+        prec.addmm_(w.T, torch.linalg.solve(middle, w), alpha=-1.0)  # P - (U P)^T M^-1 (U P), in place
+        weights = prec.float()
+        weights.div_(-weights.diagonal().clone().unsqueeze(0))
         weights.diagonal().zero_()
-        self.item_weights = nn.Parameter(weights.float(), requires_grad=False)
+        self.item_weights = nn.Parameter(weights, requires_grad=False)
         self._precision = (self.item_weights.data_ptr(), prec)  # valid while these weights are the model's
 
-    def _grown_precision(self, seen_before: sp.csr_matrix, n: int, l2: float) -> torch.Tensor:
+    def _grown_precision(self, seen_before: sp.csr_matrix, n: int, l2: float, block: int = 1024) -> torch.Tensor:
         """``P`` of the model before the update (cached, or recovered from ``B``), grown to ``n`` items."""
         cached = getattr(self, "_precision", None)
         prec = cached[1] if cached is not None and cached[0] == self.item_weights.data_ptr() else None
         old_n = seen_before.shape[1]
         if prec is None or prec.shape[0] != old_n:
-            a = gram_matrix(seen_before, dtype=torch.float64)
-            a.diagonal().add_(l2)
-            i_minus_b = torch.eye(old_n, dtype=torch.float64) - self.item_weights.detach()[:old_n, :old_n].double()
-            p = 1.0 / (a * i_minus_b.T).sum(1)
-            prec = i_minus_b * p.unsqueeze(0)
-            prec = (prec + prec.T) / 2
+            gram = gram_matrix(seen_before)  # counts: exact in float32
+            prec = self.item_weights.detach()[:old_n, :old_n].double().neg_()
+            prec.diagonal().add_(1.0)  # I - B
+            p = torch.empty(old_n, dtype=torch.float64)
+            for i in range(0, old_n, block):  # p_j = 1 / [(G + l2 I)(I - B)]_jj, row block by row block
+                p[i : i + block] = (gram[i : i + block].double() * prec[:, i : i + block].T).sum(1)
+            p += l2 * prec.diagonal()
+            prec.mul_(1.0 / p.unsqueeze(0))
+            for i in range(0, old_n, block):  # symmetrise (B holds float32 rounding)
+                for j in range(i, old_n, block):
+                    avg = (prec[i : i + block, j : j + block] + prec[j : j + block, i : i + block].T) / 2
+                    prec[i : i + block, j : j + block] = avg
+                    prec[j : j + block, i : i + block] = avg.T
+        if n == old_n:
+            return prec
         grown = torch.zeros(n, n, dtype=torch.float64)
         grown[:old_n, :old_n] = prec
         grown.diagonal()[old_n:] = 1.0 / l2
