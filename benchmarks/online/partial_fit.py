@@ -106,9 +106,11 @@ def markdown(results: dict, meta: dict) -> str:
     lines = [
         "# partial_fit vs full refit on ml-latest-small, 10 monthly chunks (prequential)",
         "",
-        f"Run `benchmarks/online/partial_fit.py` on {meta['date']} at commit {meta['commit']}; {meta['cpu']}, "
+        f"Last run of `benchmarks/online/partial_fit.py` on {meta['date']} at commit {meta['commit']}; {meta['cpu']}, "
         f"{meta['cores']} cores shared with other jobs (load average {meta['load_before']} before, "
-        f"{meta['load_after']} after); torch {meta['torch']}, {meta['torch_threads']} thread(s).",
+        f"{meta['load_after']} after); torch {meta['torch']}, {meta['torch_threads']} thread(s). Families may come "
+        "from separate runs: each section below gives its own date, commit and load; the two strategies of a family "
+        "always ran in the same process, interleaved chunk by chunk, so their time ratio shares the load.",
         "",
         f"Chunks: the last {n_chunks} calendar months ({first} .. {last}, {n_chunk:,} interactions); warm-up: the "
         f"{n_warm:,} earlier interactions. NDCG@10 is each chunk's (over the chunk's users known before it: 9-14 a "
@@ -130,7 +132,13 @@ def markdown(results: dict, meta: dict) -> str:
     for name, res in results.items():
         df = pd.DataFrame(res["rows"])
         wide = df.pivot(index="start", columns="strategy", values=["ndcg@10", "update_seconds"])
+        run = res.get("run", {})
         lines += [f"### {name} (config {res['config']}, partial_fit {res['partial_fit_kwargs']})", ""]
+        lines += [
+            f"Run {run.get('date', '?')} at commit {run.get('commit', '?')}, load average "
+            f"{run.get('load_before', '?')} before, {run.get('load_after', '?')} after.",
+            "",
+        ]
         cols = [f"{m} {s}" for m, s in wide.columns]
         lines += ["| chunk start | users | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
         users = df[df.strategy == "partial_fit"].set_index("start")["num_evaluated"]
@@ -145,9 +153,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite partial_fit.md from the JSON")
     args = parser.parse_args()
     out_json = HERE / "partial_fit.json"
     saved = json.loads(out_json.read_text()) if out_json.exists() else {"results": {}}
+    if args.markdown_only:
+        (HERE / "partial_fit.md").write_text(markdown(saved["results"], saved["meta"]) + "\n")
+        return
     log = load_ratings().drop(columns="rating")
     meta = machine() | {"load_before": load_average(), "commit": commit()}
     for name in args.families.split(","):
