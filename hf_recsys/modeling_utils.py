@@ -294,6 +294,8 @@ class RecPreTrainedModel(RetrievalMixin, PreTrainedModel):
 
         Raises:
             ValueError: an empty log, missing (NaN / null) ids, or columns that differ from the fitted log's.
+            TypeError: an option the family does not take (e.g. ``epochs`` for EASE). A refused update leaves the
+                vocabularies and tables as they were.
 
         Example:
             ```python

@@ -13,11 +13,13 @@ from hf_recsys.testing_utils import partial_fit_log, tiny_log
 
 def test_every_registered_family_implements_partial_fit():
     """Families added later (plugins, the LLM families) are covered: the contract test of each family
-    (RecommenderContractTests.test_partial_fit_new_users_and_items) runs the update itself."""
+    (RecommenderContractTests.test_partial_fit_new_users_and_items) runs the update itself. Toy models that other
+    tests register in-process (no distribution) are not families."""
     missing = [
         name
         for name, spec in list_models().items()
-        if spec.model_class._partial_fit is RecPreTrainedModel._partial_fit
+        if spec.distribution is not None
+        and spec.model_class._partial_fit is RecPreTrainedModel._partial_fit
         and spec.model_class.partial_fit is RecPreTrainedModel.partial_fit
     ]
     assert not missing, f"families without partial_fit: {missing}"
@@ -169,3 +171,10 @@ def test_a_refused_update_leaves_the_model_as_it_was():
     assert model.user_vocab is users and model.item_vocab is items and model.seen_items.shape == (40, 25)
     assert model.config.num_items == 25 and torch.equal(model.item_embeddings.weight, weights)
     assert model.recommend(["u1"], k=3)[0].shape == (1, 3)
+
+
+def test_an_option_the_family_does_not_take_is_an_error():
+    model = _fitted()
+    with pytest.raises(TypeError, match="epochs"):
+        model.partial_fit(partial_fit_log(tiny_log()), epochs=3)
+    assert len(model.user_vocab) == 40

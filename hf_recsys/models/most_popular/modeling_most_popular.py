@@ -64,7 +64,7 @@ class MostPopularModel(MostPopularPreTrainedModel):
             counts = np.bincount(inter.item_idx, weights=weights, minlength=inter.num_items)
         self.item_scores = nn.Parameter(torch.as_tensor(counts, dtype=torch.float32), requires_grad=False)
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, **kwargs) -> None:
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``: the exact update of the counts (new items start at 0). With ``half_life_days`` the old
         scores decay by the time the log's last timestamp moved; ``weighting="users"`` counts only pairs new to
         the seen items."""

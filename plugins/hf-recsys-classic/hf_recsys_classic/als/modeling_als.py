@@ -178,7 +178,7 @@ class ALSModel(ALSPreTrainedModel):
         grown[torch.from_numpy(idx)] = solved.to(grown.dtype)
         return nn.Parameter(grown.to(self.device), requires_grad=False)
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, **kwargs) -> None:
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``: exact solves of the touched users (the items fixed), then of the touched items (the
         users fixed), from their whole rows of feedback values; new rows start at zero. Cost: one solve of the
         ``f x f`` normal equations per touched row, against ``iterations`` sweeps over every row for a refit.

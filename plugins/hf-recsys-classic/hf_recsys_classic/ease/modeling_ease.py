@@ -114,7 +114,7 @@ class EASEModel(EASEPreTrainedModel):
         gram = gram_matrix(interactions.to_csr("binary"), dtype=dtype)
         self.item_weights = nn.Parameter(ease_weights(gram, self.config.l2).float(), requires_grad=False)
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, **kwargs) -> None:
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``, exact: the Gram matrix changes by ``X_T'^T X_T' - X_T^T X_T`` over the touched users
         ``T`` (rank ``r <= 2 |T|``), so ``P = (X^T X + l2 I)^-1`` is updated by the Woodbury identity in float64,
         new items entering with ``1 / l2`` on the diagonal, then ``B = -P / diag(P)``. Cost ``O(n^2 r + r^2 n)``

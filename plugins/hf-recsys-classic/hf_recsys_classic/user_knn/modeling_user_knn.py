@@ -57,7 +57,7 @@ class UserKNNModel(UserKNNPreTrainedModel):
         self.neighbor_ids = idx
         self.neighbor_sims = nn.Parameter(val, requires_grad=False)
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False, **kwargs):
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``, exact: the similarities are rebuilt by the model's own fit from the seen items, which
         hold the whole binary matrix (the weighting's document frequencies and norms change with every new pair, so
         the neighbour lists of untouched rows can change too). Cost: one similarity build, as a refit, without

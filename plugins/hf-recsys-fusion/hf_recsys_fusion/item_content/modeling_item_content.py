@@ -87,7 +87,12 @@ class ItemContentModel(ItemContentPreTrainedModel):
         self.item_embeddings = nn.Parameter(emb, requires_grad=False)
 
     def _partial_fit(
-        self, interactions: Interactions, seen_before=None, item_ids: Any = None, item_features: Any = None, **kwargs
+        self,
+        interactions: Interactions,
+        seen_before=None,
+        item_ids: Any = None,
+        item_features: Any = None,
+        show_progress: bool = False,
     ) -> None:
         """``partial_fit``: the item table grows (new items score 0 until they get features, counted in a warning);
         ``item_ids`` / ``item_features`` set (or replace) the features of those items. Profiles are read from the
