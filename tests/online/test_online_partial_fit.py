@@ -178,3 +178,12 @@ def test_an_option_the_family_does_not_take_is_an_error():
     with pytest.raises(TypeError, match="epochs"):
         model.partial_fit(partial_fit_log(tiny_log()), epochs=3)
     assert len(model.user_vocab) == 40
+
+
+def test_biased_mf_update_keeps_the_global_mean():
+    from hf_recsys_classic import BiasedMFConfig, BiasedMFModel
+
+    model = BiasedMFModel(BiasedMFConfig(factors=4, epochs=2)).fit(tiny_log(), show_progress=False)
+    mean = float(model.global_mean)
+    model.partial_fit(partial_fit_log(tiny_log()).assign(rating=0.5), epochs=1)
+    assert float(model.global_mean) == mean and float(model.rating_range[0]) == 0.5
