@@ -83,7 +83,7 @@ def solve_exact(conf: sp.csr_matrix, other: torch.Tensor, reg: float, max_cells:
 
 def _grown(table: torch.Tensor, rows: int) -> torch.Tensor:
     """A copy of ``table`` (on the CPU) with zero rows appended up to ``rows``."""
-    out = torch.zeros((max(len(table), rows), *table.shape[1:]), dtype=table.dtype)
+    out = torch.zeros(max(len(table), rows), table.shape[1], dtype=table.dtype)
     out[: len(table)] = table.detach().cpu()
     return out
 
@@ -180,57 +180,16 @@ class ALSModel(ALSPreTrainedModel):
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``: exact solves of the touched users (the items fixed), then of the touched items (the
-        users fixed), from their whole rows of feedback values; new rows start at zero.
-
-        The items' normal equations ``A_i = X^T X + reg I + sum_u (c_ui - 1) x_u x_u^T``, ``b_i = sum_u c_ui x_u``
-        are kept per item (float64, ``num_items x f x f``, in memory) and updated by the changed users' old and new
-        terms, so an update costs about ``f^2`` per interaction of the touched users plus one ``f x f`` solve per
-        touched row, against ``iterations`` sweeps over every interaction for a refit; the first update after
-        ``fit`` or loading builds them (one pass over every interaction).
+        users fixed), from their whole rows of feedback values; new rows start at zero. Cost: one solve of the
+        ``f x f`` normal equations per touched row, against ``iterations`` sweeps over every row for a refit.
 
         The values are the seen items (binary feedback); ``feedback="count"`` / ``"rating"`` need values the model
         keeps only in memory after ``fit`` (``feedback_values``): a loaded model refuses with a clear error."""
-        from hf_recsys.online import pad_csr
-
-        before = seen_before if self.config.feedback == "binary" else getattr(self, "feedback_values", None)
         values = self._updated_feedback(interactions)
         users, items = np.unique(interactions.user_idx), np.unique(interactions.known().item_idx)
-        cache = getattr(self, "_item_equations", None)
-        valid = cache is not None and cache[0] == self.user_factors.data_ptr()
-        x_old = _grown(self.user_factors, self.config.num_users).double()
         self.item_factors = nn.Parameter(_grown(self.item_factors, self.config.num_items), requires_grad=False)
         self.partial_fit_users(users, values[users])
-        x_new = self.user_factors.detach().cpu().double()
-        self._item_equations = None
-        if valid:
-            _, g, h, gram = cache
-            g, h = _grown(g, self.config.num_items), _grown(h, self.config.num_items)
-            self._add_pairs(g, h, pad_csr(before, values.shape)[users], x_old[users], -1.0)
-            self._add_pairs(g, h, values[users], x_new[users], 1.0)
-            gram += x_new[users].T @ x_new[users] - x_old[users].T @ x_old[users]
-        else:
-            f = self.config.factors
-            g = torch.zeros(self.config.num_items, f, f, dtype=torch.float64)
-            h = torch.zeros(self.config.num_items, f, dtype=torch.float64)
-            self._add_pairs(g, h, values, x_new, 1.0)
-            gram = x_new.T @ x_new
-        a = g[items] + gram + self.config.regularization * torch.eye(self.config.factors, dtype=torch.float64)
-        solved = torch.cholesky_solve(h[items].unsqueeze(-1), torch.linalg.cholesky(a)).squeeze(-1)
-        table = self.item_factors.detach().cpu().clone()
-        table[torch.from_numpy(items)] = solved.to(table.dtype)
-        self.item_factors = nn.Parameter(table.to(self.device), requires_grad=False)
-        self._item_equations = (self.user_factors.data_ptr(), g, h, gram)  # valid while these user factors stay
-
-    def _add_pairs(self, g, h, values: sp.csr_matrix, factors: torch.Tensor, sign: float, chunk: int = 4096):
-        """Add ``sign`` times each pair's ``(c - 1) x x^T`` and ``c x`` to its item's ``g`` and ``h`` (rows of
-        ``values`` are the rows of ``factors``)."""
-        coo = self.confidence(values).tocoo()
-        conf = torch.from_numpy(coo.data.astype(np.float64))
-        cols, rows = torch.from_numpy(coo.col.astype(np.int64)), torch.from_numpy(coo.row.astype(np.int64))
-        for s in range(0, coo.nnz, chunk):
-            x, c = factors[rows[s : s + chunk]], conf[s : s + chunk, None]
-            g.index_add_(0, cols[s : s + chunk], ((c - 1.0) * x)[:, :, None] * x[:, None, :], alpha=sign)
-            h.index_add_(0, cols[s : s + chunk], c * x, alpha=sign)
+        self.partial_fit_items(items, values.T.tocsr()[items])
 
     def _updated_feedback(self, interactions: Interactions) -> sp.csr_matrix:
         cfg = self.config
