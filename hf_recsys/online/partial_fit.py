@@ -227,6 +227,8 @@ def _replay_rows(model, inter: Interactions, seen_before: sp.csr_matrix, replay:
     rng = np.random.default_rng(seed)
     if replay_log is not None:
         old = encode_interactions(replay_log, model.user_vocab, model.item_vocab, unknown_items="drop")
+        if inter.rating is not None and old.rating is None:
+            raise ValueError("partial_fit: the log has ratings but replay_log has no 'rating' column to replay.")
     else:
         if inter.rating is not None:
             raise ValueError(

@@ -134,6 +134,10 @@ def test_replay_samples_old_interactions():
     assert seen == [3 * len(new)]
     with pytest.raises(ValueError, match="replay_log"):
         BPRMF_rated().partial_fit(partial_fit_log(tiny_log()), replay=1.0)
+    with pytest.raises(ValueError, match="replay_log has no 'rating'"):
+        BPRMF_rated().partial_fit(
+            partial_fit_log(tiny_log()), replay=1.0, replay_log=tiny_log().drop(columns="rating")
+        )
 
 
 def BPRMF_rated():
