@@ -44,6 +44,7 @@ FAMILIES = {  # config, fit options, partial_fit options
     "ease": ({"l2": 500.0}, {}, {}),
     "als": ({"factors": 64, "regularization": 1.0, "alpha": 1.0, "iterations": 15}, {}, {}),
     "bprmf": ({"factors": 64, "epochs": 30, "regularization": 0.01}, {}, {"replay": 1.0}),
+    "neumf": ({"factors": 32, "mlp_layers": [64, 32, 16], "epochs": 8}, {}, {"replay": 1.0}),
 }
 SOLVER_FAMILIES = ("most_popular", "item_knn", "user_knn", "ease", "als")
 
