@@ -534,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serving import add_serve_parser
 
     add_serve_parser(sub)  # hf-recsys serve MODEL (hf_recsys/serving)
+    from .evaluation.streaming import add_stream_eval_parser
+
+    add_stream_eval_parser(sub)  # hf-recsys stream-eval (hf_recsys/evaluation/streaming.py)
     return parser
 
 

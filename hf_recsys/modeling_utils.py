@@ -31,6 +31,7 @@ from transformers.utils import ModelOutput
 from .configuration_utils import RecConfig
 from .data.views import Interactions, build_vocabs, encode_interactions
 from .data.vocab import VOCAB_FILE, IdVocab, UnknownIdError, load_vocabs, save_vocabs
+from .online.partial_fit import record_fitted_log
 from .retrieval.mixin import RetrievalMixin
 from .serialization import (
     CARD_FILE,
@@ -267,9 +268,49 @@ class RecPreTrainedModel(RetrievalMixin, PreTrainedModel):
         except FloatingPointError as exc:  # a diverging gradient fit: name the data's part in it too
             raise FloatingPointError(f"{exc}{_rating_span(inter)}") from exc
         _check_finite_state(self, inter)
+        record_fitted_log(self, data, inter)
         if not self.trainable:
             self.requires_grad_(False)
         return self
+
+    def partial_fit(self, interactions: Any, **options: Any) -> RecPreTrainedModel:
+        """Update the fitted model in place with new interactions and return it.
+
+        New user and item ids join the vocabularies (known ids keep their indices) and every table grows; the
+        family then updates its state from the new rows (:mod:`hf_recsys.online`): exact statistics (MostPopular,
+        ItemKNN, UserKNN, EASE), exact least-squares solves of the touched users and items (ALS), continued training
+        through the engine with new rows starting from the mean of the old ones (gradient families), or the update
+        passed to every member (fusions).
+
+        Args:
+            interactions: the new interactions, of the kinds ``fit`` accepts; their canonical columns (``user_id``,
+                ``item_id``, ``rating``, ``timestamp``) must be those of the fitted log, of the same kinds.
+            **options: the family's update options: ``show_progress``; for gradient families the engine's
+                (``epochs``, ``learning_rate``, ...) and ``replay`` (old interactions replayed per new one, against
+                forgetting) with ``replay_log``.
+
+        Returns:
+            The model itself, updated.
+
+        Raises:
+            ValueError: an empty log, missing (NaN / null) ids, or columns that differ from the fitted log's.
+            TypeError: an option the family does not take (e.g. ``epochs`` for EASE). A refused update leaves the
+                vocabularies and tables as they were.
+
+        Example:
+            ```python
+            >>> model.partial_fit(new_log)  # doctest: +SKIP
+            >>> ids, scores = model.recommend(["a-new-user"], k=10)  # doctest: +SKIP
+            ```
+        """
+        from .online import partial_fit
+
+        return partial_fit(self, interactions, **options)
+
+    def _partial_fit(self, interactions: Interactions, seen_before: sp.csr_matrix | None = None, **options) -> None:
+        """Hook of :meth:`partial_fit`: update the family's state from the new rows ``interactions`` (encoded in the
+        grown vocabularies; ``self.seen_items`` already holds them, ``seen_before`` is the matrix before)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement partial_fit: refit it on the whole log.")
 
     # ------------------------------------------------------------------ the public, id-space API
     def _encode_users(self, users: Sequence[Any]) -> np.ndarray:

@@ -52,6 +52,21 @@ def tiny_log(num_users: int = 40, num_items: int = 25, per_user: int = 8, seed: 
     return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
 
 
+def partial_fit_log(log):
+    """New interactions for :func:`tiny_log`'s log, as ``partial_fit`` contract tests use them: two new users
+    ("new-a" on the even items, "new-b" on the odd ones), two new items (9001, 9002) and a known user on them,
+    an hour after the log, with its columns."""
+    import pandas as pd
+
+    items = sorted(log["item_id"].unique().tolist())
+    t0 = int(log["timestamp"].max()) + 3600
+    rows = [("new-a", i, 5.0, t0 + j) for j, i in enumerate(items[0:12:2] + [9001])]
+    rows += [("new-b", i, 4.0, t0 + j) for j, i in enumerate(items[1:13:2] + [9002])]
+    known = log["user_id"].iloc[0]
+    rows += [(known, 9001, 3.0, t0 + 20), (known, 9002, 3.0, t0 + 21), ("new-b", 9001, 2.0, t0 + 22)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])[list(log.columns)]
+
+
 class RecommenderContractTests:
     """The one recommend contract, checked for a model: join with a single class per model.
 
@@ -170,6 +185,40 @@ class RecommenderContractTests:
                 if not loaded.trainable:
                     assert not any(p.requires_grad for p in loaded.parameters()), "fitted weights must stay frozen"
 
+    @classmethod
+    def partial_fit_kwargs(cls, model, new_log) -> dict[str, Any]:
+        """Options for ``partial_fit`` in the contract test (override, e.g. content for the new items)."""
+        return {}
+
+    def test_partial_fit_new_users_and_items(self):
+        """``partial_fit`` with unseen users and items: they join, new users are recommended from the update (their
+        update items are their seen items, different histories give different lists), and save -> load keeps it."""
+        import copy
+
+        from hf_recsys import AutoModelForRecommendation
+
+        model, log = self.fitted()
+        model = copy.deepcopy(model)
+        new = partial_fit_log(log)
+        model.partial_fit(new, **self.partial_fit_kwargs(model, new))
+        assert {"new-a", "new-b"} <= set(model.user_vocab.ids.tolist())
+        assert {9001, 9002} <= set(model.item_vocab.ids.tolist())
+        ids, scores = model.recommend(["new-a", "new-b", log["user_id"].iloc[0]], k=3)  # no UnknownIdError
+        assert ids.shape == (3, 3) and np.isfinite(scores).all()
+        for row, user in zip(ids, ["new-a", "new-b"]):
+            assert not set(new.loc[new.user_id == user, "item_id"]) & set(row.tolist()), "update items are seen"
+        all_items = model.item_vocab.ids.tolist()
+        assert ids[0].tolist() != ids[1].tolist() or not np.allclose(*model.score(["new-a", "new-b"], all_items)), (
+            "new users with different update histories got the same recommendations and scores"
+        )
+        got = model.recommend([log["user_id"].iloc[1]], k=2, items=[9001, 9002], exclude_seen=False)
+        assert sorted(got[0][0].tolist()) == [9001, 9002], "the new items must be recommendable"
+        with tempfile.TemporaryDirectory() as d:
+            model.save_pretrained(d)
+            loaded = AutoModelForRecommendation.from_pretrained(d)
+            got = loaded.recommend(["new-a", "new-b"], k=3)
+            np.testing.assert_array_equal(got[0], ids[:2])
+
     def test_similar_items(self):
         model, log = self.fitted()
         item = log["item_id"].iloc[0]
@@ -180,4 +229,4 @@ class RecommenderContractTests:
         assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-__all__ = ["ML_LATEST_SMALL_ENV", "RecommenderContractTests", "ml_latest_small_path", "tiny_log"]
+__all__ = ["ML_LATEST_SMALL_ENV", "RecommenderContractTests", "ml_latest_small_path", "partial_fit_log", "tiny_log"]

@@ -351,6 +351,12 @@ class EngineTrainedMixin:
     def _fit(self, interactions, show_progress: bool = True, **kwargs) -> None:
         fit_model(self, interactions, show_progress=show_progress, **kwargs)
 
+    def _partial_fit(self, interactions, seen_before=None, show_progress: bool = False, **options) -> None:
+        """``partial_fit``: continued training on the new rows (:func:`hf_recsys.online.gradient_partial_fit`)."""
+        from ..online import gradient_partial_fit
+
+        gradient_partial_fit(self, interactions, seen_before, show_progress=show_progress, **options)
+
 
 __all__ = [
     "OPTIMIZERS",

@@ -49,6 +49,11 @@ class TestTwoTowerContract(RecommenderContractTests):
         items = sorted(log["item_id"].unique())
         return model.fit(log, item_images=(items, _images(items)), epochs=2, batch_size=64, show_progress=False)
 
+    @classmethod
+    def partial_fit_kwargs(cls, model, new_log):
+        items = model.item_vocab.ids.tolist() + sorted(set(new_log["item_id"]) - set(model.item_vocab.ids.tolist()))
+        return {"item_images": (items, _images(items)), "epochs": 2, "batch_size": 64}
+
 
 def test_image_forward_shapes_and_loss():
     log = tiny_log()

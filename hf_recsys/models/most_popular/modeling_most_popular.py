@@ -64,6 +64,39 @@ class MostPopularModel(MostPopularPreTrainedModel):
             counts = np.bincount(inter.item_idx, weights=weights, minlength=inter.num_items)
         self.item_scores = nn.Parameter(torch.as_tensor(counts, dtype=torch.float32), requires_grad=False)
 
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+        """``partial_fit``: the exact update of the counts (new items start at 0). With ``half_life_days`` the old
+        scores decay by the time the log's last timestamp moved; ``weighting="users"`` counts only pairs new to
+        the seen items."""
+        cfg, inter = self.config, interactions.known()
+        if cfg.weighting == "users" and cfg.half_life_days is not None:
+            raise NotImplementedError(
+                "MostPopular(weighting='users', half_life_days=...) keeps the newest weight of a repeated pair, which "
+                "the fitted model does not store: partial_fit cannot update it exactly; refit it on the whole log."
+            )
+        scores = torch.zeros(inter.num_items, dtype=torch.float64)
+        scores[: len(self.item_scores)] = self.item_scores.detach().double().cpu()
+        weights = np.ones(len(inter), dtype=np.float64)
+        if cfg.weighting == "rating":
+            weights = inter.rating.astype(np.float64)
+        if cfg.half_life_days is not None:
+            last = (getattr(cfg, "fitted_log", None) or {}).get("last_timestamp")
+            if last is None:
+                raise ValueError("partial_fit with half_life_days needs the fitted log's last timestamp: refit first.")
+            now = max(int(last), int(inter.timestamp.max()))
+            scores *= 0.5 ** ((now - last) / 86400.0 / cfg.half_life_days)
+            weights = weights * 0.5 ** ((now - inter.timestamp) / 86400.0 / cfg.half_life_days)
+        if cfg.weighting == "users":  # one count per pair not seen before
+            key = inter.user_idx * inter.num_items + inter.item_idx
+            _, first = np.unique(key, return_index=True)
+            coo = seen_before.tocoo()
+            first = first[~np.isin(key[first], coo.row.astype(np.int64) * inter.num_items + coo.col)]
+            inter_items, weights = inter.item_idx[first], weights[first]
+        else:
+            inter_items = inter.item_idx
+        scores += torch.as_tensor(np.bincount(inter_items, weights=weights, minlength=inter.num_items))
+        self.item_scores = nn.Parameter(scores.float(), requires_grad=False)
+
     def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
         return self.item_scores.unsqueeze(0).expand(len(user_idx), -1).clone()
 

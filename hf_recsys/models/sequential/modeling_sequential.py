@@ -253,6 +253,13 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 
         return TrainingExamples(len(users), collate, unit="user")
 
+    def _partial_fit(self, interactions: Interactions, seen_before=None, **options) -> None:
+        """``partial_fit``: continued training with each updated user's stored history before their new items
+        (:func:`hf_recsys.online.sequential_partial_fit`); other users keep their stored histories."""
+        from ...online import sequential_partial_fit
+
+        sequential_partial_fit(self, interactions, seen_before, **options)
+
     def update_histories(self, data) -> None:
         """Replace the stored histories (the sequences the model reads for known users, and the seen items) with
         those of ``data``, a log in the model's vocabularies, without training: e.g. after new interactions

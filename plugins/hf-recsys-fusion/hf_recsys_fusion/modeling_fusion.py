@@ -267,6 +267,29 @@ class FusionPreTrainedModel(RecPreTrainedModel):
             self.tune(validation, show_progress=show_progress, **tune_kwargs)
         return self
 
+    def partial_fit(
+        self, interactions: Any, member_options: Mapping[str, Mapping[str, Any]] | None = None, **options: Any
+    ) -> FusionPreTrainedModel:
+        """Pass the update to every member (``member.partial_fit(interactions, **options, **member_options[name])``),
+        then take the union of their vocabularies and seen items; what the fusion tuned (weights, meta-model)
+        stays. The log is checked against every member first, so a bad log changes none of them.
+
+        Returns:
+            The fusion itself.
+        """
+        from hf_recsys.online import check_update_log
+
+        extra = dict(member_options or {})
+        unknown = sorted(set(extra) - set(self.members))
+        if unknown:
+            raise ValueError(f"member_options names unknown members {unknown}; members: {list(self.members)}.")
+        for m in self.members.values():
+            check_update_log(m, interactions)
+        for name, m in self.members.items():
+            m.partial_fit(interactions, **options, **extra.get(name, {}))
+        self._sync_from_members()
+        return self
+
     def tune(self, validation: Any, metric: str = "ndcg@20", show_progress: bool = True, **kwargs: Any) -> dict:
         """Fit what the fusion learns (weights, meta-model, thresholds) on a validation log, the members fixed.
 

@@ -81,6 +81,13 @@ def solve_exact(conf: sp.csr_matrix, other: torch.Tensor, reg: float, max_cells:
     return out
 
 
+def _grown(table: torch.Tensor, rows: int) -> torch.Tensor:
+    """A copy of ``table`` (on the CPU) with zero rows appended up to ``rows``."""
+    out = torch.zeros(max(len(table), rows), table.shape[1], dtype=table.dtype)
+    out[: len(table)] = table.detach().cpu()
+    return out
+
+
 class ALSPreTrainedModel(RecPreTrainedModel):
     config_class = ALSConfig
     base_model_prefix = "als"
@@ -143,6 +150,67 @@ class ALSModel(ALSPreTrainedModel):
                 items = solve_exact(ciu, users, cfg.regularization)
         self.user_factors = nn.Parameter(users, requires_grad=False)
         self.item_factors = nn.Parameter(items, requires_grad=False)
+        # the values partial_fit updates (kept in memory only; binary feedback reads the seen items)
+        self.feedback_values = None if cfg.feedback == "binary" else interactions.to_csr(cfg.feedback)
+
+    # ------------------------------------------------------------------ online updates
+    def partial_fit_users(self, user_idx: np.ndarray, user_items: sp.csr_matrix) -> None:
+        """As implicit's ``partial_fit_users``: the factors of ``user_idx`` become the exact least-squares solution
+        for the rows of feedback values ``user_items`` (one per user, replacing what they had), the items fixed;
+        the table grows (zero rows) for indices past its end."""
+        self.user_factors = self._solved_rows(self.user_factors, user_idx, user_items, self.item_factors)
+
+    def partial_fit_items(self, item_idx: np.ndarray, item_users: sp.csr_matrix) -> None:
+        """As implicit's ``partial_fit_items``: exact solves of the given items' factors from their rows of
+        ``item_users`` (users x values), the users fixed."""
+        self.item_factors = self._solved_rows(self.item_factors, item_idx, item_users, self.user_factors)
+
+    def _solved_rows(self, table, idx, values: sp.csr_matrix, other) -> nn.Parameter:
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) != values.shape[0]:
+            raise ValueError(f"partial_fit needs one row of values per index, got {values.shape[0]} for {len(idx)}.")
+        from hf_recsys.online import pad_csr
+
+        other = other.detach().cpu()
+        conf = self.confidence(pad_csr(values, (len(idx), len(other))))
+        solved = solve_exact(conf, other, self.config.regularization)
+        grown = _grown(table, int(idx.max()) + 1 if len(idx) else 0)
+        grown[torch.from_numpy(idx)] = solved.to(grown.dtype)
+        return nn.Parameter(grown.to(self.device), requires_grad=False)
+
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+        """``partial_fit``: exact solves of the touched users (the items fixed), then of the touched items (the
+        users fixed), from their whole rows of feedback values; new rows start at zero. Cost: one solve of the
+        ``f x f`` normal equations per touched row, against ``iterations`` sweeps over every row for a refit.
+
+        The values are the seen items (binary feedback); ``feedback="count"`` / ``"rating"`` need values the model
+        keeps only in memory after ``fit`` (``feedback_values``): a loaded model refuses with a clear error."""
+        values = self._updated_feedback(interactions)
+        users, items = np.unique(interactions.user_idx), np.unique(interactions.known().item_idx)
+        self.item_factors = nn.Parameter(_grown(self.item_factors, self.config.num_items), requires_grad=False)
+        self.partial_fit_users(users, values[users])
+        self.partial_fit_items(items, values.T.tocsr()[items])
+
+    def _updated_feedback(self, interactions: Interactions) -> sp.csr_matrix:
+        cfg = self.config
+        if cfg.feedback == "binary":
+            return self.seen_items
+        old = getattr(self, "feedback_values", None)
+        if old is None:
+            raise ValueError(
+                f"ALS(feedback={cfg.feedback!r}).partial_fit needs the fitted log's feedback values, which are not "
+                "saved with the model: refit it (fit keeps them in memory), or use feedback='binary'."
+            )
+        from hf_recsys.online import pad_csr
+
+        new = interactions.to_csr(cfg.feedback)
+        old = pad_csr(old, new.shape)
+        if cfg.feedback == "count":
+            merged = old + new
+        else:  # the newest rating of a pair wins
+            merged = old - old.multiply(new != 0) + new
+        self.feedback_values = merged.tocsr()
+        return self.feedback_values
 
     def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
         return self.user_factors[user_idx] @ self.item_factors.T

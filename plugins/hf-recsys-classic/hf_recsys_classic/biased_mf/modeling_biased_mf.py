@@ -88,23 +88,36 @@ class BiasedMFModel(SGDFactorMixin, BiasedMFPreTrainedModel):
             loss = F.mse_loss(pred, labels.to(pred.dtype)) + self.config.regularization * l2.mean()
         return RecommenderOutput(loss=loss, scores=pred, user_embeddings=p)
 
-    def training_examples(self, interactions: Interactions, **kwargs) -> TrainingExamples:
+    def training_examples(
+        self, interactions: Interactions, keep_global_mean: bool = False, **kwargs
+    ) -> TrainingExamples:
         """One example per rating (``labels`` are the ratings); sets the global mean and rating range the
-        predictions use, and sizes the tables to the log (``resize_tables``)."""
+        predictions use (``keep_global_mean``: keep the fitted mean, widen the range; what ``partial_fit`` does),
+        and sizes the tables to the log (``resize_tables``)."""
         inter = interactions.known()
         if inter.rating is None:
             raise ValueError("BiasedMFModel predicts ratings: the training log needs a 'rating' column.")
         self.resize_tables(interactions.num_users, interactions.num_items)
         users, items = torch.tensor(inter.user_idx, dtype=torch.long), torch.tensor(inter.item_idx, dtype=torch.long)
         ratings = torch.tensor(inter.rating, dtype=torch.float32)
-        self.global_mean = ratings.mean()
-        self.rating_range = torch.stack([ratings.min(), ratings.max()])
+        if keep_global_mean:
+            low, high = self.rating_range
+            self.rating_range = torch.stack([torch.minimum(low, ratings.min()), torch.maximum(high, ratings.max())])
+        else:
+            self.global_mean = ratings.mean()
+            self.rating_range = torch.stack([ratings.min(), ratings.max()])
 
         def collate(sel: torch.LongTensor, gen: torch.Generator) -> dict:
             sel = sel.cpu()
             return {"user_ids": users[sel], "item_ids": items[sel], "labels": ratings[sel]}
 
         return TrainingExamples(len(users), collate, unit="rating")
+
+    def _partial_fit(self, interactions: Interactions, seen_before=None, **options) -> None:
+        """``partial_fit``: continued training (the engine) relative to the fitted global mean, which stays."""
+        from hf_recsys.online import gradient_partial_fit
+
+        gradient_partial_fit(self, interactions, seen_before, keep_global_mean=True, **options)
 
     @torch.no_grad()
     def sgd_step(self, learning_rate: float, user_ids: torch.Tensor, item_ids: torch.Tensor, labels: torch.Tensor):

@@ -76,6 +76,11 @@ def ease_weights(gram: torch.Tensor, l2: float, block: int = 1024) -> torch.Tens
     return weights
 
 
+def _coo(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    coo = m.tocoo()
+    return coo.row.astype(np.int64), coo.col.astype(np.int64)
+
+
 class EASEPreTrainedModel(RecPreTrainedModel):
     config_class = EASEConfig
     base_model_prefix = "ease"
@@ -108,6 +113,63 @@ class EASEModel(EASEPreTrainedModel):
         dtype = torch.float64 if self.config.solver_dtype == "float64" else torch.float32
         gram = gram_matrix(interactions.to_csr("binary"), dtype=dtype)
         self.item_weights = nn.Parameter(ease_weights(gram, self.config.l2).float(), requires_grad=False)
+
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+        """``partial_fit``, exact: the Gram matrix changes by ``X_T'^T X_T' - X_T^T X_T`` over the touched users
+        ``T`` (rank ``r <= 2 |T|``), so ``P = (X^T X + l2 I)^-1`` is updated by the Woodbury identity in float64,
+        new items entering with ``1 / l2`` on the diagonal, then ``B = -P / diag(P)``. Cost ``O(n^2 r + r^2 n)``
+        against the refit's ``O(n^3)``; the first update after ``fit`` or loading also recovers ``P`` from ``B``
+        and one Gram matrix (``P = (I - B) diag(p)``, ``p_j = 1 / [(G + l2 I)(I - B)]_jj``). When ``r > n / 4``
+        a full solve is cheaper and is done instead."""
+        from hf_recsys.online import pad_csr
+
+        n, l2 = self.config.num_items, self.config.l2
+        touched = np.unique(interactions.user_idx)
+        new_rows = self.seen_items[touched]
+        old_rows = seen_before[touched[touched < seen_before.shape[0]]]
+        old_rows = old_rows[np.diff(old_rows.indptr) > 0]
+        u = sp.vstack([new_rows, pad_csr(old_rows, (old_rows.shape[0], n))]).tocsr()
+        if u.shape[0] > n / 4:  # a full solve is cheaper
+            return self._fit(Interactions(*_coo(self.seen_items), None, None, *self.seen_items.shape))
+        prec = self._grown_precision(seen_before, n, l2)
+        self._precision = None  # updated in place below
+        sign = torch.cat([torch.ones(new_rows.shape[0]), -torch.ones(old_rows.shape[0])]).double()
+        coo = u.tocoo()
+        ut = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float64), u.shape)
+        w = torch.sparse.mm(ut, prec)  # U P, (r, n): a sum of rows of P per row of U
+        middle = torch.diag(sign) + torch.sparse.mm(ut, w.T).T  # S^-1 + U P U^T, S = diag(sign)
+        prec.addmm_(w.T, torch.linalg.solve(middle, w), alpha=-1.0)  # P - (U P)^T M^-1 (U P), in place
+        weights = prec.float()
+        weights.div_(-weights.diagonal().clone().unsqueeze(0))
+        weights.diagonal().zero_()
+        self.item_weights = nn.Parameter(weights, requires_grad=False)
+        self._precision = (self.item_weights.data_ptr(), prec)  # valid while these weights are the model's
+
+    def _grown_precision(self, seen_before: sp.csr_matrix, n: int, l2: float, block: int = 1024) -> torch.Tensor:
+        """``P`` of the model before the update (cached, or recovered from ``B``), grown to ``n`` items."""
+        cached = getattr(self, "_precision", None)
+        prec = cached[1] if cached is not None and cached[0] == self.item_weights.data_ptr() else None
+        old_n = seen_before.shape[1]
+        if prec is None or prec.shape[0] != old_n:
+            gram = gram_matrix(seen_before)  # counts: exact in float32
+            prec = self.item_weights.detach()[:old_n, :old_n].double().neg_()
+            prec.diagonal().add_(1.0)  # I - B
+            p = torch.empty(old_n, dtype=torch.float64)
+            for i in range(0, old_n, block):  # p_j = 1 / [(G + l2 I)(I - B)]_jj, row block by row block
+                p[i : i + block] = (gram[i : i + block].double() * prec[:, i : i + block].T).sum(1)
+            p += l2 * prec.diagonal()
+            prec.mul_(1.0 / p.unsqueeze(0))
+            for i in range(0, old_n, block):  # symmetrise (B holds float32 rounding)
+                for j in range(i, old_n, block):
+                    avg = (prec[i : i + block, j : j + block] + prec[j : j + block, i : i + block].T) / 2
+                    prec[i : i + block, j : j + block] = avg
+                    prec[j : j + block, i : i + block] = avg.T
+        if n == old_n:
+            return prec
+        grown = torch.zeros(n, n, dtype=torch.float64)
+        grown[:old_n, :old_n] = prec
+        grown.diagonal()[old_n:] = 1.0 / l2
+        return grown
 
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
         hist = histories.tocsr().astype(np.float32)

@@ -65,6 +65,15 @@ class ItemKNNModel(ItemKNNPreTrainedModel):
             self._sim_cache = (key, sim)
         return self._sim_cache[1]
 
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+        """``partial_fit``, exact: the similarities are rebuilt by the model's own fit from the seen items, which
+        hold the whole binary matrix (the weighting's document frequencies and norms change with every new pair, so
+        the neighbour lists of untouched rows can change too). Cost: one similarity build, as a refit, without
+        re-reading the old log."""
+        from hf_recsys.online import seen_interactions
+
+        self._fit(seen_interactions(self), show_progress=show_progress)
+
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
         hist = histories.tocsr().astype(np.float32)
         hist.data[:] = 1.0

@@ -57,6 +57,15 @@ class UserKNNModel(UserKNNPreTrainedModel):
         self.neighbor_ids = idx
         self.neighbor_sims = nn.Parameter(val, requires_grad=False)
 
+    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+        """``partial_fit``, exact: the similarities are rebuilt by the model's own fit from the seen items, which
+        hold the whole binary matrix (the weighting's document frequencies and norms change with every new pair, so
+        the neighbour lists of untouched rows can change too). Cost: one similarity build, as a refit, without
+        re-reading the old log."""
+        from hf_recsys.online import seen_interactions
+
+        self._fit(seen_interactions(self), show_progress=show_progress)
+
     def _training_matrix(self) -> sp.csr_matrix:
         if self.seen_items is None:
             raise RuntimeError("UserKNNModel scores from the training matrix: fit it first.")

@@ -86,6 +86,35 @@ class ItemContentModel(ItemContentPreTrainedModel):
         self.config.embedding_dim = int(feats.shape[1])
         self.item_embeddings = nn.Parameter(emb, requires_grad=False)
 
+    def _partial_fit(
+        self,
+        interactions: Interactions,
+        seen_before=None,
+        item_ids: Any = None,
+        item_features: Any = None,
+        show_progress: bool = False,
+    ) -> None:
+        """``partial_fit``: the item table grows (new items score 0 until they get features, counted in a warning);
+        ``item_ids`` / ``item_features`` set (or replace) the features of those items. Profiles are read from the
+        seen items, which already hold the new interactions."""
+        old = self.item_embeddings.detach()
+        emb = torch.zeros(self.config.num_items, old.shape[1])
+        emb[: len(old)] = old
+        if item_ids is not None or item_features is not None:
+            feats = torch.as_tensor(np.asarray(item_features, dtype=np.float32))
+            if item_ids is None or feats.ndim != 2 or feats.shape != (len(item_ids), old.shape[1]):
+                raise ValueError(
+                    f"partial_fit needs item_ids and item_features of shape (len(item_ids), {old.shape[1]}), got "
+                    f"{tuple(feats.shape)} for {None if item_ids is None else len(item_ids)} ids."
+                )
+            pos = self.item_vocab.encode(np.asarray(item_ids), unknown="mask")
+            keep = pos >= 0
+            emb[torch.as_tensor(pos[keep])] = torch.nn.functional.normalize(feats[torch.as_tensor(keep)], dim=1)
+        missing = int((emb.abs().sum(1) == 0).sum())
+        if missing:
+            logger.warning("ItemContentModel: %d item(s) have no features; they score 0.", missing)
+        self.item_embeddings = nn.Parameter(emb, requires_grad=False)
+
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
         hist = histories.tocsr().astype(np.float32)
         hist.data[:] = 1.0

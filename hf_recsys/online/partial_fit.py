@@ -1,0 +1,355 @@
+"""``partial_fit``: update a fitted model in place with new interactions (see ``RecPreTrainedModel.partial_fit``).
+
+The shared steps live here and every family adds one hook, ``_partial_fit(new, **options)``:
+
+1. the new log is checked against the one the model was fitted on (:func:`check_update_log`): the same canonical
+   columns of the same kinds, no missing ids, not empty;
+2. the user and item vocabularies grow by the unseen ids (:func:`grow_vocabularies`; existing indices keep their
+   meaning) and the seen-items matrix by the new pairs;
+3. the family's hook updates its state from the new rows, encoded in the grown vocabularies: an exact update of
+   its statistics (MostPopular, ItemKNN, UserKNN, EASE), exact least-squares solves of the touched rows (ALS), or
+   continued training through the engine (:func:`gradient_partial_fit`, every :class:`EngineTrainedMixin` family).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+import torch
+
+from ..data.views import CANONICAL_COLUMNS, Interactions, _column, encode_interactions
+
+logger = logging.getLogger(__name__)
+
+#: the config attribute holding what ``fit`` saw: ``{"columns": {name: kind}, "last_timestamp": int | None}``
+LOG_SCHEMA_KEY = "fitted_log"
+
+
+def _kind(arr: pa.Array) -> str:
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return str(t)
+
+
+def log_schema(data: Any) -> dict[str, str]:
+    """The canonical columns of a log and their kinds (``integer``, ``float``, ``string``, ``timestamp``).
+
+    An id column of float whole numbers (what pandas makes of ints with gaps) counts as ``integer``, as the
+    vocabulary reads it; a rating column of ints counts as ``float``.
+    """
+    if isinstance(data, Interactions):
+        cols = {"user_id": "index", "item_id": "index"}
+        cols.update({"rating": "float"} if data.rating is not None else {})
+        cols.update({"timestamp": "integer"} if data.timestamp is not None else {})
+        return cols
+    out = {}
+    for name in CANONICAL_COLUMNS:
+        col = _column(data, name)
+        if col is None:
+            continue
+        kind = _kind(col)
+        if name in ("user_id", "item_id") and kind == "float":
+            kind = "integer"
+        if name == "rating" and kind == "integer":
+            kind = "float"
+        out[name] = kind
+    return out
+
+
+def _last_timestamp(inter: Interactions) -> int | None:
+    return None if inter.timestamp is None or not len(inter.timestamp) else int(inter.timestamp.max())
+
+
+def record_fitted_log(model, data: Any, inter: Interactions) -> None:
+    """Write what ``fit`` saw into ``model.config`` (saved with it): the log's columns and its last timestamp."""
+    setattr(model.config, LOG_SCHEMA_KEY, {"columns": log_schema(data), "last_timestamp": _last_timestamp(inter)})
+
+
+def check_update_log(model, data: Any) -> None:
+    """A clear error when ``data`` cannot update ``model``: an empty log, missing (null / NaN) ids, or canonical
+    columns that differ from the fitted log's (a column added, missing or of another kind), each named.
+
+    Raises:
+        ValueError: naming the problem and the column.
+        TypeError: the log is not a ``datasets.Dataset``, pandas DataFrame, Arrow table or ``Interactions``.
+    """
+    if len(data) == 0:
+        raise ValueError("partial_fit got an empty interaction log: there is nothing to update the model with.")
+    if isinstance(data, Interactions):
+        if (data.num_users, data.num_items) != (model.config.num_users, model.config.num_items):
+            raise ValueError(
+                f"partial_fit got Interactions encoded for {data.num_users} users x {data.num_items} items, but the "
+                f"model has {model.config.num_users} x {model.config.num_items}: pass the raw log (with ids) so that "
+                "new users and items can join."
+            )
+        return
+    for name in ("user_id", "item_id"):
+        col = _column(data, name)
+        if col is None:
+            raise ValueError(f"partial_fit: the log has no column {name!r} (it needs 'user_id' and 'item_id').")
+        missing = col.null_count + (int(pc.sum(pc.is_nan(col)).as_py() or 0) if pa.types.is_floating(col.type) else 0)
+        if missing:
+            raise ValueError(
+                f"partial_fit: column {name!r} holds {missing} missing (null / NaN) id(s); drop or fill them."
+            )
+    fitted = (getattr(model.config, LOG_SCHEMA_KEY, None) or {}).get("columns")
+    if not fitted:  # a model saved before partial_fit existed: only the id types can be checked (by the vocabularies)
+        return
+    given = log_schema(data)
+    for name in sorted(set(fitted) | set(given)):
+        if name not in given:
+            raise ValueError(
+                f"partial_fit: the log has no column {name!r}, but the model was fitted on a log with it "
+                f"(columns {sorted(fitted)}); pass the same columns as fit."
+            )
+        if name not in fitted:
+            raise ValueError(
+                f"partial_fit: the log has a column {name!r} that the fitted log did not have (columns "
+                f"{sorted(fitted)}); drop it or refit the model on logs with it."
+            )
+        if given[name] != fitted[name] and fitted[name] != "index":
+            raise ValueError(
+                f"partial_fit: column {name!r} holds {given[name]} values, but the fitted log's held {fitted[name]}; "
+                "cast it to the same kind."
+            )
+
+
+def grow_vocabularies(model, data: Any) -> tuple[int, int]:
+    """Extend the model's user and item vocabularies by the unseen ids of ``data`` (appended: known indices keep
+    their meaning) and size its config; returns the old ``(num_users, num_items)``."""
+    old = (len(model.user_vocab), len(model.item_vocab))
+    if isinstance(data, Interactions):
+        return old
+    users, items = _column(data, "user_id"), _column(data, "item_id")
+    model.set_vocabs(_extend(model.user_vocab, users), _extend(model.item_vocab, items))
+    return old
+
+
+def _extend(vocab, values: pa.Array):
+    from ..data.vocab import UnknownIdError
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    try:
+        vocab.encode(values)
+        return vocab
+    except UnknownIdError:
+        return vocab.extend(values)
+    except TypeError as exc:
+        raise TypeError(f"partial_fit: {exc}") from None
+
+
+def pad_csr(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """``m`` grown to ``shape`` with empty rows and columns at the end (new users and items)."""
+    m = m.tocsr()
+    if m.shape[0] > shape[0] or m.shape[1] > shape[1]:
+        raise ValueError(f"Cannot shrink a {m.shape} matrix to {shape}.")
+    indptr = np.r_[m.indptr, np.full(shape[0] - m.shape[0], m.indptr[-1])]
+    return sp.csr_matrix((m.data, m.indices, indptr), shape=shape)
+
+
+def merge_seen(seen: sp.csr_matrix | None, inter: Interactions) -> sp.csr_matrix:
+    """The seen-items matrix grown to the new vocabulary sizes, with the new pairs added (binary)."""
+    new = inter.to_csr("binary")
+    if seen is None:
+        return new
+    out = (pad_csr(seen, new.shape) + new).tocsr()
+    out.data[:] = 1
+    out.sort_indices()
+    return out.astype(np.float32)
+
+
+def seen_interactions(model) -> Interactions:
+    """The model's seen items (every pair it was fitted or updated on) as binary :class:`Interactions`."""
+    coo = model.seen_items.tocoo()
+    return Interactions(
+        coo.row.astype(np.int64), coo.col.astype(np.int64), None, None, model.config.num_users, model.config.num_items
+    )
+
+
+def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
+    """Update ``model`` in place with the new interactions ``data`` and return it (``model.partial_fit``).
+
+    Args:
+        model: a fitted :class:`~hf_recsys.RecPreTrainedModel`.
+        data: the new interactions, of the kinds ``fit`` accepts (``datasets.Dataset``, pandas DataFrame, Arrow
+            table with the fitted log's columns, or :class:`Interactions` in the model's vocabularies).
+        show_progress: progress bars for the families that train or solve at length.
+        **options: the family's update options (e.g. ``epochs``, ``replay`` for gradient families).
+    """
+    from ..modeling_utils import NotFittedError, _check_finite_state
+
+    if model.user_vocab is None or model.item_vocab is None or model.seen_items is None:
+        raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(log) before partial_fit(new_log).")
+    check_update_log(model, data)
+    before = (model.user_vocab, model.item_vocab, model.seen_items)
+    try:
+        grow_vocabularies(model, data)
+        inter = encode_interactions(data, model.user_vocab, model.item_vocab)
+        model.seen_items = merge_seen(before[2], inter)
+        model._partial_fit(inter, seen_before=before[2], show_progress=show_progress, **options)
+    except BaseException:  # the family refused (e.g. no content for new items): the vocabularies stay as they were
+        model.set_vocabs(*before[:2])
+        model.seen_items = before[2]
+        raise
+    _check_finite_state(model, inter)
+    schema = getattr(model.config, LOG_SCHEMA_KEY, None)
+    if schema and inter.timestamp is not None and len(inter.timestamp):
+        schema["last_timestamp"] = max(int(inter.timestamp.max()), schema.get("last_timestamp") or -(2**62))
+    if not model.trainable:
+        model.requires_grad_(False)
+    return model
+
+
+# ---------------------------------------------------------------------- the gradient families' generic update
+def _replay_rows(model, inter: Interactions, seen_before: sp.csr_matrix, replay: float, replay_log: Any, seed: int):
+    """``round(replay * len(inter))`` old interactions, sampled without replacement: from ``replay_log`` (a log of
+    old data, with ratings when the family needs them) or else from the model's seen items (binary pairs)."""
+    n = int(round(float(replay) * len(inter)))
+    if n <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    if replay_log is not None:
+        old = encode_interactions(replay_log, model.user_vocab, model.item_vocab, unknown_items="drop")
+        if inter.rating is not None and old.rating is None:
+            raise ValueError("partial_fit: the log has ratings but replay_log has no 'rating' column to replay.")
+    else:
+        if inter.rating is not None:
+            raise ValueError(
+                "partial_fit(replay=...) samples old interactions from the model's seen items, which hold no ratings, "
+                "but this log has ratings: pass replay_log=<the old log> to replay rated interactions."
+            )
+        coo = seen_before.tocoo()
+        old = Interactions(coo.row.astype(np.int64), coo.col.astype(np.int64), None, None, *inter_shape(inter))
+    if len(old) == 0:
+        return None
+    sel = np.sort(rng.choice(len(old), size=min(n, len(old)), replace=False))
+    ts = None
+    if inter.timestamp is not None:
+        ts = old.timestamp[sel] if old.timestamp is not None else np.full(len(sel), int(inter.timestamp.min()) - 1)
+    rating = None if inter.rating is None else old.rating[sel]
+    return Interactions(old.user_idx[sel], old.item_idx[sel], rating, ts, *inter_shape(inter))
+
+
+def inter_shape(inter: Interactions) -> tuple[int, int]:
+    return inter.num_users, inter.num_items
+
+
+def concat_interactions(parts: list[Interactions | None]) -> Interactions:
+    """Rows of several logs in the same vocabularies, one after the other (ratings / timestamps kept when all have
+    them)."""
+    parts = [p for p in parts if p is not None and len(p)]
+    cat = lambda name: (  # noqa: E731
+        None if any(getattr(p, name) is None for p in parts) else np.concatenate([getattr(p, name) for p in parts])
+    )
+    return Interactions(
+        np.concatenate([p.user_idx for p in parts]),
+        np.concatenate([p.item_idx for p in parts]),
+        cat("rating"),
+        cat("timestamp"),
+        parts[0].num_users,
+        parts[0].num_items,
+    )
+
+
+def gradient_partial_fit(
+    model,
+    inter: Interactions,
+    seen_before: sp.csr_matrix,
+    show_progress: bool = False,
+    replay: float = 0.0,
+    replay_log: Any = None,
+    context: Interactions | None = None,
+    **fit_options: Any,
+):
+    """The update of every gradient-trained family: the tables grow (new rows start from the mean of the old ones,
+    ``resize_tables(..., mean_resizing=True)``) and training continues through the engine on the new rows.
+
+    Args:
+        model: an :class:`~hf_recsys.training.EngineTrainedMixin` model with grown vocabularies.
+        inter: the new rows.
+        seen_before: the seen items before the update (the default replay source).
+        replay: old interactions replayed per new one, against forgetting (``0``: none; ``1.0``: as many old as new).
+        replay_log: a log of old interactions to sample the replay from (default: the model's seen items, binary
+            pairs without ratings or times).
+        context: rows placed before the new ones (the sequential families' stored histories).
+        **fit_options: the engine's options for this update (``epochs``, ``learning_rate``, ``batch_size``, ...; by
+            default the config's), and the family's ``training_examples`` options.
+
+    Returns:
+        The engine's :class:`~hf_recsys.training.TrainingHistory`.
+    """
+    from ..training.engine import TrainingOptions, fit_model
+
+    old_sizes = seen_before.shape
+    model.resize_tables(model.config.num_users, model.config.num_items, mean_resizing=True)
+    try:
+        seed = fit_options.get("seed") or TrainingOptions.from_config(model.config).seed
+        rows = concat_interactions([context, _replay_rows(model, inter, seen_before, replay, replay_log, seed), inter])
+        return fit_model(model, rows, show_progress=show_progress, **fit_options)
+    except BaseException:  # refused before training (bad option, missing content): back to the old tables
+        model.resize_tables(*old_sizes)
+        raise
+
+
+def sequential_partial_fit(model, inter: Interactions, seen_before: sp.csr_matrix, **options: Any):
+    """The sequential families' update: :func:`gradient_partial_fit` with each updated user's stored history (their
+    last ``max_sequence_length`` items) placed before their new items, so that training windows and the stored
+    histories continue the old sequences; users without new items keep their stored histories."""
+    old_hist = model.user_history.detach().clone()
+    touched = np.unique(inter.user_idx)
+    known = touched[touched < len(old_hist)]
+    tokens = old_hist[torch.as_tensor(known)].cpu().numpy()
+    rows, cols = np.nonzero(tokens)
+    ctx = None
+    if len(rows):
+        ts = None
+        if inter.timestamp is not None:  # before every new row, in the stored order
+            ts = int(inter.timestamp.min()) - tokens.shape[1] + cols.astype(np.int64)
+        ctx = Interactions(known[rows], tokens[rows, cols] - 1, None, ts, *inter_shape(inter))
+        if inter.rating is not None:
+            ctx.rating = np.zeros(len(rows), np.float32)
+    try:
+        history = gradient_partial_fit(model, inter, seen_before, context=ctx, **options)
+    except BaseException:
+        model.user_history = old_hist
+        raise
+    new_hist = model.user_history
+    merged = torch.zeros_like(new_hist)
+    merged[: len(old_hist)] = old_hist.to(merged.device)
+    t = torch.as_tensor(touched, device=merged.device)
+    merged[t] = new_hist[t]
+    model.user_history = merged
+    return history
+
+
+__all__ = [
+    "LOG_SCHEMA_KEY",
+    "check_update_log",
+    "concat_interactions",
+    "gradient_partial_fit",
+    "grow_vocabularies",
+    "log_schema",
+    "merge_seen",
+    "pad_csr",
+    "partial_fit",
+    "record_fitted_log",
+    "seen_interactions",
+    "sequential_partial_fit",
+]
