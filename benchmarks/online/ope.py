@@ -78,7 +78,8 @@ def _markdown(result: dict, meta: dict) -> str:
         "",
         f"Machine: {meta['machine']}. Load (uptime) before: {meta['load_before']}; after: {meta['load_after']}.",
         f"Date {meta['date']}, commit {meta['commit']}. Logging softmax beta={meta['beta']}, target epsilon-greedy "
-        f"(epsilon={meta['epsilon']}) on the true rewards, true value {result['truth']:.5f}; Switch-DR tau={meta['tau']}.",
+        f"(epsilon={meta['epsilon']}) on the true rewards, true value {result['truth']:.5f}; "
+        f"Switch-DR tau={meta['tau']}.",
         "",
         head,
         "| --- |" + " --- |" * len(ESTIMATORS),
