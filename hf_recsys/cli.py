@@ -537,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.streaming import add_stream_eval_parser
 
     add_stream_eval_parser(sub)  # hf-recsys stream-eval (hf_recsys/evaluation/streaming.py)
+    from .policies.cli import add_ope_parser
+
+    add_ope_parser(sub)  # hf-recsys ope LOG --model MODEL --policy NAME (hf_recsys/policies)
     return parser
 
 
