@@ -8,6 +8,7 @@ token, every endpoint but ``/health`` needs ``Authorization: Bearer <token>``. F
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -88,7 +89,8 @@ class FeedbackLog:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
 
-    def append(self, events: list[FeedbackEvent]) -> int:
+    def append(self, events: list[FeedbackEvent]) -> list[dict]:
+        """Append ``events`` (timestamps defaulting to now) and return them as the dicts written."""
         now = int(time.time())
         rows = []
         for e in events:
@@ -96,13 +98,13 @@ class FeedbackLog:
             if e.rating is not None:
                 row["rating"] = e.rating
             row["timestamp"] = e.timestamp if e.timestamp is not None else now
-            rows.append(json.dumps(row) + "\n")
-        lines = "".join(rows)
+            rows.append(row)
+        lines = "".join(json.dumps(row) + "\n" for row in rows)
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
-        return len(events)
+        return rows
 
 
 def _recommend_batch(model, key: tuple, payloads: list) -> list:
@@ -127,10 +129,7 @@ def _recommend_batch(model, key: tuple, payloads: list) -> list:
         rows = range(start, start + n)
         names = [None] * n if req.history is not None else req.users
         out.append(
-            [
-                {"user": u, "items": _py(ids[r]), "scores": [_finite(s) for s in scores[r]]}
-                for u, r in zip(names, rows)
-            ]
+            [{"user": u, "items": _py(ids[r]), "scores": [_finite(s) for s in scores[r]]} for u, r in zip(names, rows)]
         )
         start += n
     return out
@@ -188,6 +187,8 @@ def create_app(
     feedback_log: str | os.PathLike | None = None,
     max_batch: int = 256,
     max_wait_ms: float = 2.0,
+    online_updates: bool = False,
+    update_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``model``.
 
@@ -196,17 +197,36 @@ def create_app(
         token: bearer token required on every endpoint but ``/health`` (``None``: open).
         feedback_log: JSON Lines file ``/feedback`` appends to (``None``: ``/feedback`` answers 404).
         max_batch, max_wait_ms: micro-batching of ``/recommend`` and ``/similar``.
+        online_updates: pass every logged ``/feedback`` batch to ``model.partial_fit`` in a background thread
+            (:mod:`hf_recsys.serving.online`); needs ``feedback_log``.
+        update_options: keyword options of those ``partial_fit`` calls (e.g. ``{"epochs": 1}``).
 
     Returns:
         The app; run it with uvicorn (``serve`` does).
     """
     model.eval()
+    lock = threading.Lock()  # held by every model call; online updates take it to change the model
+
+    def locked(fn):
+        def call(*args):
+            with lock:
+                return fn(*args)
+
+        return call
+
     batchers = {
-        "recommend": MicroBatcher(lambda key, p: _recommend_batch(model, key, p), max_batch, max_wait_ms),
-        "similar": MicroBatcher(lambda key, p: _similar_batch(model, key, p), max_batch, max_wait_ms),
+        "recommend": MicroBatcher(locked(lambda key, p: _recommend_batch(model, key, p)), max_batch, max_wait_ms),
+        "similar": MicroBatcher(locked(lambda key, p: _similar_batch(model, key, p)), max_batch, max_wait_ms),
     }
     batchers["similar"].executor = batchers["recommend"].executor  # one model thread for everything
     log = FeedbackLog(feedback_log) if feedback_log is not None else None
+    updater = None
+    if online_updates:
+        if log is None:
+            raise ValueError("online_updates needs a feedback_log (--feedback-log FILE): events are logged first.")
+        from .online import OnlineUpdater
+
+        updater = OnlineUpdater(model, lock, **(update_options or {}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -215,6 +235,8 @@ def create_app(
         yield
         for b in batchers.values():
             await b.stop()
+        if updater is not None:
+            updater.close()
 
     def check_token(request: Request) -> None:
         if token is None:
@@ -226,6 +248,7 @@ def create_app(
 
     app = FastAPI(title=f"hf-recsys: {model.config.model_type}", lifespan=lifespan)
     app.state.batchers = batchers
+    app.state.updater = updater
     guarded = [Depends(check_token)]
 
     @app.exception_handler(RequestValidationError)
@@ -251,7 +274,9 @@ def create_app(
 
     @app.get("/metadata", dependencies=guarded)
     async def metadata():
-        return _metadata(model)
+        meta = await batchers["recommend"].run(locked(_metadata), model)
+        meta["online_updates"] = None if updater is None else updater.snapshot()
+        return meta
 
     # the answers are plain JSON types already: JSONResponse skips FastAPI's response encoding (a hot path)
     @app.post("/recommend", dependencies=guarded)
@@ -267,15 +292,19 @@ def create_app(
     async def score(req: ScoreRequest):
         users = req.users if req.users is not None else ["__history_0"]
         hist = None if req.history is None else [req.history]
-        scores = await batchers["recommend"].run(model.score, users, req.items, hist)
+        scores = await batchers["recommend"].run(locked(model.score), users, req.items, hist)
         return {"users": req.users, "items": req.items, "scores": _py(scores)}
 
     @app.post("/feedback", dependencies=guarded)
     async def feedback(req: FeedbackRequest):
         if log is None:
             raise HTTPException(404, "feedback logging is off: start the server with --feedback-log FILE")
-        n = await batchers["recommend"].run(log.append, req.events)
-        return {"logged": n, "log": os.path.basename(log.path)}
+        rows = await asyncio.to_thread(log.append, req.events)  # an fsync: not on the model thread
+        answer = {"logged": len(rows), "log": os.path.basename(log.path)}
+        if updater is not None:
+            updater.submit(rows)
+            answer["online_updates"] = updater.snapshot()  # applied in the background: see GET /metadata
+        return answer
 
     return app
 
