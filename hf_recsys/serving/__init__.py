@@ -24,6 +24,13 @@ def add_serve_parser(sub) -> None:
     p.add_argument(
         "--update-options", type=_json_object, default=None, help="partial_fit options, e.g. '{\"epochs\": 1}'"
     )
+    p.add_argument("--access-log", action="store_true", help="log every request (off: a per-request cost)")
+    p.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        help="route /recommend and /similar through FastAPI too (for comparison; the answers are the same)",
+    )
     p.add_argument("--max-batch", type=int, default=256, help="most requests answered by one model call")
     p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a request waits for others to batch")
     p.set_defaults(func=cmd_serve)
@@ -52,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         online_updates=args.online_updates,
+        access_log=args.access_log,
+        fast_path=args.fast_path,
         update_options=args.update_options,
     )
     return 0

@@ -189,6 +189,7 @@ def create_app(
     max_wait_ms: float = 2.0,
     online_updates: bool = False,
     update_options: dict[str, Any] | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving ``model``.
 
@@ -200,6 +201,8 @@ def create_app(
         online_updates: pass every logged ``/feedback`` batch to ``model.partial_fit`` in a background thread
             (:mod:`hf_recsys.serving.online`); needs ``feedback_log``.
         update_options: keyword options of those ``partial_fit`` calls (e.g. ``{"epochs": 1}``).
+        fast_path: answer well-formed ``/recommend`` and ``/similar`` requests before FastAPI's routing
+            (:mod:`hf_recsys.serving.fastpath`; the same answers, errors still answered by the app).
 
     Returns:
         The app; run it with uvicorn (``serve`` does).
@@ -238,7 +241,7 @@ def create_app(
         if updater is not None:
             updater.close()
 
-    def check_token(request: Request) -> None:
+    async def check_token(request: Request) -> None:  # async: a sync dependency costs a thread hop per request
         if token is None:
             return
         given = request.headers.get("authorization", "")
@@ -278,15 +281,36 @@ def create_app(
         meta["online_updates"] = None if updater is None else updater.snapshot()
         return meta
 
+    async def answer_recommend(req: RecommendRequest) -> dict:
+        key = (req.k, req.exclude_seen, tuple(req.items) if req.items else None)
+        return {"recommendations": await batchers["recommend"].submit(key, req)}
+
+    async def answer_similar(req: SimilarRequest) -> dict:
+        return {"similar": await batchers["similar"].submit((req.k,), req)}
+
     # the answers are plain JSON types already: JSONResponse skips FastAPI's response encoding (a hot path)
     @app.post("/recommend", dependencies=guarded)
     async def recommend(req: RecommendRequest):
-        key = (req.k, req.exclude_seen, tuple(req.items) if req.items else None)
-        return JSONResponse({"recommendations": await batchers["recommend"].submit(key, req)})
+        return JSONResponse(await answer_recommend(req))
 
     @app.post("/similar", dependencies=guarded)
     async def similar(req: SimilarRequest):
-        return JSONResponse({"similar": await batchers["similar"].submit((req.k,), req)})
+        return JSONResponse(await answer_similar(req))
+
+    if fast_path:
+        from .fastpath import FastPath
+
+        async def fast(body: bytes, schema, answer):
+            result = await answer(schema.model_validate_json(body))
+            app.state.fast_path_answers += 1
+            return result
+
+        app.state.fast_path_answers = 0  # requests the fast path answered (the rest went through FastAPI)
+        routes = {
+            "/recommend": lambda body: fast(body, RecommendRequest, answer_recommend),
+            "/similar": lambda body: fast(body, SimilarRequest, answer_similar),
+        }
+        app.add_middleware(FastPath, routes=routes, token=token)
 
     @app.post("/score", dependencies=guarded)
     async def score(req: ScoreRequest):
@@ -315,9 +339,11 @@ def serve(
     port: int = 8000,
     revision: str | None = None,
     log_level: str = "info",
+    access_log: bool = False,
     **app_kwargs,
 ) -> None:
-    """Load a model (folder or Hub repo id) if needed and serve it with uvicorn until interrupted."""
+    """Load a model (folder or Hub repo id) if needed and serve it with uvicorn until interrupted (without a line
+    of access log per request unless ``access_log``: formatting it is a per-request cost)."""
     import uvicorn
 
     model = model_or_path
@@ -325,7 +351,8 @@ def serve(
         from ..hub import load_model
 
         model = load_model(model_or_path, **({"revision": revision} if revision else {}))
-    uvicorn.run(create_app(model, **app_kwargs), host=host, port=port, log_level=log_level)
+    app = create_app(model, **app_kwargs)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
 __all__ = ["FeedbackLog", "create_app", "serve"]
