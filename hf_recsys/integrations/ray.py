@@ -95,7 +95,7 @@ def recommend_all(
         fn_constructor_args=(str(model_path), int(k), bool(exclude_seen), revision, max(1, int(num_cpus_per_replica))),
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=num_replicas,
+        compute=ray.data.ActorPoolStrategy(size=int(num_replicas)),  # `concurrency=` is deprecated in Ray 2.51+
         num_cpus=num_cpus_per_replica,
         num_gpus=num_gpus_per_replica,
     )
