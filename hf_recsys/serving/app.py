@@ -125,12 +125,15 @@ def _recommend_batch(model, key: tuple, payloads: list) -> list:
         users, k=k, exclude_seen=exclude_seen, items=list(items) if items else None, histories=hists if cold else None
     )
     out, start = [], 0
+    all_finite = bool(np.isfinite(scores).all())  # the usual case: no filler places, no per-score check
+
+    def as_scores(row: np.ndarray) -> list:
+        return row.tolist() if all_finite else [_finite(s) for s in row]
+
     for req, n in zip(payloads, sizes):
         rows = range(start, start + n)
         names = [None] * n if req.history is not None else req.users
-        out.append(
-            [{"user": u, "items": _py(ids[r]), "scores": [_finite(s) for s in scores[r]]} for u, r in zip(names, rows)]
-        )
+        out.append([{"user": u, "items": _py(ids[r]), "scores": as_scores(scores[r])} for u, r in zip(names, rows)])
         start += n
     return out
 

@@ -223,3 +223,15 @@ def test_the_fast_path_answers_like_the_fastapi_route_and_leaves_errors_to_it():
         b = s.post("/recommend", content=b'{"users": ["u1"]}', headers={**AUTH, "Content-Type": "text/plain"})
         assert a.status_code == b.status_code and a.content == b.content  # not JSON: the app decides, as before
         assert fast.state.fast_path_answers == len(bodies)
+
+
+def test_places_no_eligible_item_fills_have_a_null_score():
+    from fastapi.testclient import TestClient
+
+    model = AutoModelForRecommendation.for_model("ease", l2=10.0).fit(tiny_log())
+    seen = model.item_vocab.decode(model.seen_items[model.user_vocab.encode(["u1"])[0]].indices).tolist()
+    unseen = next(i for i in model.item_vocab.decode(np.arange(model.config.num_items)).tolist() if i not in seen)
+    body = {"users": ["u1"], "k": 3, "items": [*seen[:2], unseen]}  # only one candidate is not seen
+    with TestClient(create_app(model)) as c:
+        rec = c.post("/recommend", json=body).json()["recommendations"][0]
+    assert rec["items"][0] == unseen and rec["scores"][0] is not None and rec["scores"][1:] == [None, None]
