@@ -26,13 +26,19 @@ def _import_ray():
 class _Scorer:
     """One model replica: loads the model once per actor and scores batches of users."""
 
-    def __init__(self, model_path: str, k: int, exclude_seen: bool, revision: str | None, threads: int):
+    def __init__(
+        self, model_path: str, k: int, exclude_seen: bool, revision: str | None, threads: int, gpu: bool = False
+    ):
         import torch
 
         from ..hub import load_model
 
         torch.set_num_threads(threads)
         self.model = load_model(model_path, **({"revision": revision} if revision else {}))
+        if gpu:  # a GPU actor: Ray set CUDA_VISIBLE_DEVICES to its GPU; score there, not on the CPU
+            if not torch.cuda.is_available():
+                raise RuntimeError("num_gpus_per_replica > 0, but torch sees no CUDA device in the Ray actor.")
+            self.model.to("cuda")
         self.k, self.exclude_seen = k, exclude_seen
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -92,10 +98,17 @@ def recommend_all(
     ds = ray.data.from_arrow([table.slice(i, step) for i in range(0, len(table), step)])
     out = ds.map_batches(
         _Scorer,
-        fn_constructor_args=(str(model_path), int(k), bool(exclude_seen), revision, max(1, int(num_cpus_per_replica))),
+        fn_constructor_args=(
+            str(model_path),
+            int(k),
+            bool(exclude_seen),
+            revision,
+            max(1, int(num_cpus_per_replica)),
+            num_gpus_per_replica > 0,
+        ),
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=num_replicas,
+        compute=ray.data.ActorPoolStrategy(size=int(num_replicas)),  # `concurrency=` is deprecated in Ray 2.51+
         num_cpus=num_cpus_per_replica,
         num_gpus=num_gpus_per_replica,
     )

@@ -8,6 +8,7 @@ token, every endpoint but ``/health`` needs ``Authorization: Bearer <token>``. F
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
@@ -88,7 +89,8 @@ class FeedbackLog:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
 
-    def append(self, events: list[FeedbackEvent]) -> int:
+    def append(self, events: list[FeedbackEvent]) -> list[dict]:
+        """Append ``events`` (timestamps defaulting to now) and return them as the dicts written."""
         now = int(time.time())
         rows = []
         for e in events:
@@ -96,13 +98,13 @@ class FeedbackLog:
             if e.rating is not None:
                 row["rating"] = e.rating
             row["timestamp"] = e.timestamp if e.timestamp is not None else now
-            rows.append(json.dumps(row) + "\n")
-        lines = "".join(rows)
+            rows.append(row)
+        lines = "".join(json.dumps(row) + "\n" for row in rows)
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
-        return len(events)
+        return rows
 
 
 def _recommend_batch(model, key: tuple, payloads: list) -> list:
@@ -123,15 +125,15 @@ def _recommend_batch(model, key: tuple, payloads: list) -> list:
         users, k=k, exclude_seen=exclude_seen, items=list(items) if items else None, histories=hists if cold else None
     )
     out, start = [], 0
+    all_finite = bool(np.isfinite(scores).all())  # the usual case: no filler places, no per-score check
+
+    def as_scores(row: np.ndarray) -> list:
+        return row.tolist() if all_finite else [_finite(s) for s in row]
+
     for req, n in zip(payloads, sizes):
         rows = range(start, start + n)
         names = [None] * n if req.history is not None else req.users
-        out.append(
-            [
-                {"user": u, "items": _py(ids[r]), "scores": [_finite(s) for s in scores[r]]}
-                for u, r in zip(names, rows)
-            ]
-        )
+        out.append([{"user": u, "items": _py(ids[r]), "scores": as_scores(scores[r])} for u, r in zip(names, rows)])
         start += n
     return out
 
@@ -188,6 +190,9 @@ def create_app(
     feedback_log: str | os.PathLike | None = None,
     max_batch: int = 256,
     max_wait_ms: float = 2.0,
+    online_updates: bool = False,
+    update_options: dict[str, Any] | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving ``model``.
 
@@ -196,17 +201,38 @@ def create_app(
         token: bearer token required on every endpoint but ``/health`` (``None``: open).
         feedback_log: JSON Lines file ``/feedback`` appends to (``None``: ``/feedback`` answers 404).
         max_batch, max_wait_ms: micro-batching of ``/recommend`` and ``/similar``.
+        online_updates: pass every logged ``/feedback`` batch to ``model.partial_fit`` in a background thread
+            (:mod:`hf_recsys.serving.online`); needs ``feedback_log``.
+        update_options: keyword options of those ``partial_fit`` calls (e.g. ``{"epochs": 1}``).
+        fast_path: answer well-formed ``/recommend`` and ``/similar`` requests before FastAPI's routing
+            (:mod:`hf_recsys.serving.fastpath`; the same answers, errors still answered by the app).
 
     Returns:
         The app; run it with uvicorn (``serve`` does).
     """
     model.eval()
+    lock = threading.Lock()  # held by every model call; online updates take it to change the model
+
+    def locked(fn):
+        def call(*args):
+            with lock:
+                return fn(*args)
+
+        return call
+
     batchers = {
-        "recommend": MicroBatcher(lambda key, p: _recommend_batch(model, key, p), max_batch, max_wait_ms),
-        "similar": MicroBatcher(lambda key, p: _similar_batch(model, key, p), max_batch, max_wait_ms),
+        "recommend": MicroBatcher(locked(lambda key, p: _recommend_batch(model, key, p)), max_batch, max_wait_ms),
+        "similar": MicroBatcher(locked(lambda key, p: _similar_batch(model, key, p)), max_batch, max_wait_ms),
     }
     batchers["similar"].executor = batchers["recommend"].executor  # one model thread for everything
     log = FeedbackLog(feedback_log) if feedback_log is not None else None
+    updater = None
+    if online_updates:
+        if log is None:
+            raise ValueError("online_updates needs a feedback_log (--feedback-log FILE): events are logged first.")
+        from .online import OnlineUpdater
+
+        updater = OnlineUpdater(model, lock, **(update_options or {}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -215,8 +241,10 @@ def create_app(
         yield
         for b in batchers.values():
             await b.stop()
+        if updater is not None:
+            updater.close()
 
-    def check_token(request: Request) -> None:
+    async def check_token(request: Request) -> None:  # async: a sync dependency costs a thread hop per request
         if token is None:
             return
         given = request.headers.get("authorization", "")
@@ -226,6 +254,7 @@ def create_app(
 
     app = FastAPI(title=f"hf-recsys: {model.config.model_type}", lifespan=lifespan)
     app.state.batchers = batchers
+    app.state.updater = updater
     guarded = [Depends(check_token)]
 
     @app.exception_handler(RequestValidationError)
@@ -251,31 +280,58 @@ def create_app(
 
     @app.get("/metadata", dependencies=guarded)
     async def metadata():
-        return _metadata(model)
+        meta = await batchers["recommend"].run(locked(_metadata), model)
+        meta["online_updates"] = None if updater is None else updater.snapshot()
+        return meta
+
+    async def answer_recommend(req: RecommendRequest) -> dict:
+        key = (req.k, req.exclude_seen, tuple(req.items) if req.items else None)
+        return {"recommendations": await batchers["recommend"].submit(key, req)}
+
+    async def answer_similar(req: SimilarRequest) -> dict:
+        return {"similar": await batchers["similar"].submit((req.k,), req)}
 
     # the answers are plain JSON types already: JSONResponse skips FastAPI's response encoding (a hot path)
     @app.post("/recommend", dependencies=guarded)
     async def recommend(req: RecommendRequest):
-        key = (req.k, req.exclude_seen, tuple(req.items) if req.items else None)
-        return JSONResponse({"recommendations": await batchers["recommend"].submit(key, req)})
+        return JSONResponse(await answer_recommend(req))
 
     @app.post("/similar", dependencies=guarded)
     async def similar(req: SimilarRequest):
-        return JSONResponse({"similar": await batchers["similar"].submit((req.k,), req)})
+        return JSONResponse(await answer_similar(req))
+
+    if fast_path:
+        from .fastpath import FastPath
+
+        async def fast(body: bytes, schema, answer):
+            result = await answer(schema.model_validate_json(body))
+            app.state.fast_path_answers += 1
+            return result
+
+        app.state.fast_path_answers = 0  # requests the fast path answered (the rest went through FastAPI)
+        routes = {
+            "/recommend": lambda body: fast(body, RecommendRequest, answer_recommend),
+            "/similar": lambda body: fast(body, SimilarRequest, answer_similar),
+        }
+        app.add_middleware(FastPath, routes=routes, token=token)
 
     @app.post("/score", dependencies=guarded)
     async def score(req: ScoreRequest):
         users = req.users if req.users is not None else ["__history_0"]
         hist = None if req.history is None else [req.history]
-        scores = await batchers["recommend"].run(model.score, users, req.items, hist)
+        scores = await batchers["recommend"].run(locked(model.score), users, req.items, hist)
         return {"users": req.users, "items": req.items, "scores": _py(scores)}
 
     @app.post("/feedback", dependencies=guarded)
     async def feedback(req: FeedbackRequest):
         if log is None:
             raise HTTPException(404, "feedback logging is off: start the server with --feedback-log FILE")
-        n = await batchers["recommend"].run(log.append, req.events)
-        return {"logged": n, "log": os.path.basename(log.path)}
+        rows = await asyncio.to_thread(log.append, req.events)  # an fsync: not on the model thread
+        answer = {"logged": len(rows), "log": os.path.basename(log.path)}
+        if updater is not None:
+            updater.submit(rows)
+            answer["online_updates"] = updater.snapshot()  # applied in the background: see GET /metadata
+        return answer
 
     return app
 
@@ -286,9 +342,11 @@ def serve(
     port: int = 8000,
     revision: str | None = None,
     log_level: str = "info",
+    access_log: bool = False,
     **app_kwargs,
 ) -> None:
-    """Load a model (folder or Hub repo id) if needed and serve it with uvicorn until interrupted."""
+    """Load a model (folder or Hub repo id) if needed and serve it with uvicorn until interrupted (without a line
+    of access log per request unless ``access_log``: formatting it is a per-request cost)."""
     import uvicorn
 
     model = model_or_path
@@ -296,7 +354,8 @@ def serve(
         from ..hub import load_model
 
         model = load_model(model_or_path, **({"revision": revision} if revision else {}))
-    uvicorn.run(create_app(model, **app_kwargs), host=host, port=port, log_level=log_level)
+    app = create_app(model, **app_kwargs)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 
 __all__ = ["FeedbackLog", "create_app", "serve"]

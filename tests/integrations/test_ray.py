@@ -59,3 +59,17 @@ def test_the_recommend_command_runs_on_ray_with_the_same_output(local_ray, tmp_p
     pd.testing.assert_frame_equal(got, want)
     assert cli([*args, "--users", "u1", "--output", str(tmp_path / "x")]) == 2  # --ray-log scores every user
     assert cli([*args, "--output", str(tmp_path / "x.parquet")]) == 2  # a folder, not a file
+
+
+def test_a_gpu_replica_without_a_gpu_says_so(tmp_path):
+    import torch
+
+    from hf_recsys.integrations.ray import _Scorer
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the refusal cannot be shown here")
+    AutoModelForRecommendation.for_model("ease", l2=10.0).fit(tiny_log()).save_pretrained(tmp_path / "model")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        _Scorer(str(tmp_path / "model"), 5, True, None, 1, gpu=True)
+    cpu = _Scorer(str(tmp_path / "model"), 5, True, None, 1)
+    assert cpu({"user_id": np.array(["u1", "u2"])})["item_id"].shape == (10,)

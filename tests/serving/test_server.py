@@ -195,3 +195,43 @@ def test_serve_subcommand_is_registered():
 
     args = build_parser().parse_args(["serve", "some/model", "--port", "9", "--token", "x"])
     assert args.model == "some/model" and args.port == 9 and args.token == "x"
+
+
+def test_the_fast_path_answers_like_the_fastapi_route_and_leaves_errors_to_it():
+    from fastapi.testclient import TestClient
+
+    model = AutoModelForRecommendation.for_model("ease", l2=10.0).fit(tiny_log())
+    fast, slow = create_app(model, token=TOKEN), create_app(model, token=TOKEN, fast_path=False)
+    bodies = [
+        ("/recommend", {"users": ["u1", "u2"], "k": 4}),
+        ("/recommend", {"history": [7, 17], "k": 3, "items": [27, 37, 47, 57]}),
+        ("/similar", {"items": [7, 27], "k": 2}),
+    ]
+    with TestClient(fast, headers=AUTH) as f, TestClient(slow, headers=AUTH) as s:
+        for path, body in bodies:
+            a, b = f.post(path, json=body), s.post(path, json=body)
+            assert a.status_code == b.status_code == 200 and a.content == b.content, (path, a.text, b.text)
+        assert fast.state.fast_path_answers == len(bodies)
+        for path, body, headers in [
+            ("/recommend", {"users": ["u1"], "k": 0}, AUTH),  # 422 naming k
+            ("/recommend", {"users": ["nobody"]}, AUTH),  # 404 naming the id
+            ("/similar", {"items": [7]}, {"Authorization": "Bearer wrong"}),  # 401
+        ]:
+            a, b = f.post(path, json=body, headers=headers), s.post(path, json=body, headers=headers)
+            assert a.status_code == b.status_code and a.status_code in (401, 404, 422) and a.json() == b.json()
+        a = f.post("/recommend", content=b'{"users": ["u1"]}', headers={**AUTH, "Content-Type": "text/plain"})
+        b = s.post("/recommend", content=b'{"users": ["u1"]}', headers={**AUTH, "Content-Type": "text/plain"})
+        assert a.status_code == b.status_code and a.content == b.content  # not JSON: the app decides, as before
+        assert fast.state.fast_path_answers == len(bodies)
+
+
+def test_places_no_eligible_item_fills_have_a_null_score():
+    from fastapi.testclient import TestClient
+
+    model = AutoModelForRecommendation.for_model("ease", l2=10.0).fit(tiny_log())
+    seen = model.item_vocab.decode(model.seen_items[model.user_vocab.encode(["u1"])[0]].indices).tolist()
+    unseen = next(i for i in model.item_vocab.decode(np.arange(model.config.num_items)).tolist() if i not in seen)
+    body = {"users": ["u1"], "k": 3, "items": [*seen[:2], unseen]}  # only one candidate is not seen
+    with TestClient(create_app(model)) as c:
+        rec = c.post("/recommend", json=body).json()["recommendations"][0]
+    assert rec["items"][0] == unseen and rec["scores"][0] is not None and rec["scores"][1:] == [None, None]

@@ -112,7 +112,9 @@ class EASEModel(EASEPreTrainedModel):
     def _fit(self, interactions: Interactions, show_progress: bool = True, **kwargs) -> None:
         dtype = torch.float64 if self.config.solver_dtype == "float64" else torch.float32
         gram = gram_matrix(interactions.to_csr("binary"), dtype=dtype)
-        self.item_weights = nn.Parameter(ease_weights(gram, self.config.l2).float(), requires_grad=False)
+        # row-major: the solve leaves B column-major, and torch's sparse @ dense ran ~48x slower on that layout
+        weights = ease_weights(gram, self.config.l2).float().contiguous()
+        self.item_weights = nn.Parameter(weights, requires_grad=False)
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``, exact: the Gram matrix changes by ``X_T'^T X_T' - X_T^T X_T`` over the touched users
