@@ -534,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serving import add_serve_parser
 
     add_serve_parser(sub)  # hf-recsys serve MODEL (hf_recsys/serving)
+    from .policies.cli import add_ope_parser
+
+    add_ope_parser(sub)  # hf-recsys ope LOG --model MODEL --policy NAME (hf_recsys/policies)
     return parser
 
 
