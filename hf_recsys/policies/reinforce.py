@@ -111,41 +111,6 @@ def session_tokens(history: torch.LongTensor, clicks: torch.LongTensor, length: 
     return left_pack(torch.cat([history, clicked.to(history.device)], dim=1))[:, -length:]
 
 
-def _frame(log: Any):
-    import pandas as pd
-
-    if isinstance(log, pd.DataFrame):
-        return log
-    if hasattr(log, "to_pandas"):
-        return log.to_pandas()
-    raise TypeError(f"logged slates must be a datasets.Dataset or pandas DataFrame, got {type(log).__name__}.")
-
-
-def _check_log(df, propensity_column: str) -> None:
-    missing = [c for c in (*LOG_COLUMNS, propensity_column) if c not in df.columns]
-    if missing:
-        hint = (
-            f" {propensity_column!r} is beta(a|s), the logging policy's probability of the item in one draw (e.g. "
-            "its action_probabilities at the shown items)."
-            if propensity_column in missing
-            else ""
-        )
-        raise ValueError(f"the logged slates lack the column(s) {missing} (columns: {list(df.columns)}).{hint}")
-    for col in ("reward", propensity_column):
-        values = df[col].to_numpy()
-        if values.dtype == object or not np.issubdtype(values.dtype, np.number):
-            raise TypeError(f"the log's {col!r} column must hold numbers, got dtype {values.dtype}.")
-        if not np.isfinite(values.astype(np.float64)).all():
-            raise ValueError(f"the log's {col!r} column holds NaN or infinite values.")
-    prop = df[propensity_column].to_numpy(np.float64)
-    bad = (prop <= 0) | (prop > 1)
-    if bad.any():
-        raise ValueError(
-            f"the log's {propensity_column!r} must lie in (0, 1]; {int(bad.sum())} row(s) do not "
-            f"(e.g. {prop[bad][:3].tolist()})."
-        )
-
-
 class LoggedSlates:
     """Logged slates in index space, one row per slate.
 
@@ -175,29 +140,32 @@ class LoggedSlates:
         """Read a table with one row per shown item (``slate_id``, ``user_id``, ``item_id``, ``position``,
         ``reward``, the propensity column and, optionally, ``session_id`` and ``step``: slates without them are
         sessions of one step). Every slate must show the same number of items, at positions ``0 .. K - 1``."""
-        df = _frame(log)
+        from .ope import _frame, ope_inputs
+
+        df = _frame(log, None)
         if len(df) == 0:
             raise ValueError("the logged slates are empty.")
-        _check_log(df, propensity_column)
-        df = df.sort_values(["slate_id", "position"], kind="stable")
-        slate_ids, counts = np.unique(df["slate_id"].to_numpy(), return_counts=True)
-        k = int(counts[0])
-        pos = df["position"].to_numpy().reshape(-1, k) if (counts == k).all() else None
-        if pos is None or not (pos == np.arange(k)[None, :]).all():
-            raise ValueError("every logged slate must show the same number of items at positions 0 .. K-1.")
-        first = df.iloc[::k]
-        users = user_vocab.encode(first["user_id"].tolist())
-        if (df["user_id"].to_numpy().reshape(-1, k) != first["user_id"].to_numpy()[:, None]).any():
+        missing = [c for c in (*LOG_COLUMNS, propensity_column) if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"the logged slates lack the column(s) {missing} (columns: {list(df.columns)}); "
+                f"{propensity_column!r} is beta(a|s), the logging policy's probability of the item in one draw "
+                "(for a softmax logger, its action_probabilities at the shown items)."
+            )
+        extra = [c for c in ("session_id", "step") if c in df.columns]
+        frame = df[[*LOG_COLUMNS, *extra]].assign(propensity=df[propensity_column])
+        x = ope_inputs(frame)  # validates rewards, propensities in (0, 1] and equal slates at positions 0..K-1
+        first = frame.sort_values(["slate_id", "position"], kind="stable").iloc[:: x.k]
+        if (frame.groupby("slate_id")["user_id"].nunique() > 1).any():
             raise ValueError("a logged slate has rows of different users.")
-        items = item_vocab.encode(df["item_id"].tolist()).reshape(-1, k)
-        session = first["session_id"].to_numpy() if "session_id" in df else slate_ids
-        step = first["step"].to_numpy().astype(np.int64) if "step" in df else np.zeros(len(slate_ids), np.int64)
-        rewards = np.array(df["reward"], dtype=np.float64).reshape(-1, k)
-        beta = np.array(df[propensity_column], dtype=np.float64).reshape(-1, k)
-        session = np.unique(session, return_inverse=True)[1]
+        session = first["session_id"].to_numpy() if "session_id" in extra else first["slate_id"].to_numpy()
+        step = first["step"].to_numpy().astype(np.int64) if "step" in extra else np.zeros(len(first), np.int64)
+        session = np.unique(session, return_inverse=True)[1].reshape(-1)
         if (step < 0).any() or len(np.unique(session * (int(step.max()) + 1) + step)) != len(step):
             raise ValueError("the log's steps must be >= 0 and each (session_id, step) must hold one slate.")
-        return cls(users, items, rewards, beta, session, step)
+        users = user_vocab.encode(list(x.users))
+        items = item_vocab.encode(list(x.items.reshape(-1))).reshape(x.items.shape)
+        return cls(users, items, x.reward.copy(), x.p_log.copy(), session, step)
 
     def returns(self, gamma: float) -> np.ndarray:
         """``(S, K)`` returns: each item's reward plus ``gamma * G``, where ``G = sum_{t' > t} gamma ** (t' - t - 1)
