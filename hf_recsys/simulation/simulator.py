@@ -335,21 +335,29 @@ class UserSimulator:
         }
         return self._observation(), clicked.astype(np.float64), terminated, truncated, info
 
-    def click_probabilities(self, slates: Any) -> np.ndarray:
-        """``(num_sessions, slate_size + 1)`` probabilities of no click (column 0) and of a click at each position
-        for the given slates, in the sessions' current state (nothing changes)."""
-        self._require_reset()
-        return self._click_probs(self._check_slates(slates, np.ones(len(self._users), dtype=bool)))
+    def click_probabilities(self, slates: Any, rows: Any = None) -> np.ndarray:
+        """Probabilities of no click (column 0) and of a click at each position for the given slates, in the
+        sessions' current state (nothing changes): ``(len(rows), slate_size + 1)``.
 
-    def utilities(self, slates: np.ndarray) -> np.ndarray:
-        """``(num_sessions, slate_size)`` utilities of the slate items at their positions (the logit's terms)."""
+        Args:
+            slates: ``(len(rows), slate_size)`` item indices.
+            rows: the sessions the slates are for (default: all, in order).
+        """
+        self._require_reset()
+        rows = np.arange(len(self._users)) if rows is None else np.asarray(rows, dtype=np.int64)
+        slates = self._check_slates(slates, np.ones(len(rows), dtype=bool), len(rows))
+        return self._click_probs(slates, rows)
+
+    def utilities(self, slates: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``(n, slate_size)`` utilities of the slate items at their positions (the logit's terms) for the sessions
+        ``rows`` (default: all)."""
         cfg = self.config
-        rows = self._users[:, None]
-        util = cfg.relevance_scale * self.relevance[rows, slates].astype(np.float64)
+        sess = (np.arange(len(self._users)) if rows is None else np.asarray(rows))[:, None]
+        util = cfg.relevance_scale * self.relevance[self._users[sess], slates].astype(np.float64)
         util -= cfg.position_bias * np.log1p(np.arange(slates.shape[1]))[None, :]
         if self.genre_share.shape[1] and cfg.genre_satiation:
-            util -= cfg.genre_satiation * np.einsum("nkg,ng->nk", self.genre_share[slates], self._satiation)
-        sess = np.arange(len(slates))[:, None]
+            sat = self._satiation[sess[:, 0]]
+            util -= cfg.genre_satiation * np.einsum("nkg,ng->nk", self.genre_share[slates], sat)
         util -= cfg.repeat_penalty * self._consumed[sess, slates] + cfg.boredom * self._shown[sess, slates]
         return util
 
@@ -366,8 +374,8 @@ class UserSimulator:
         return np.asarray(self.user_vocab.decode(np.asarray(user_idx)))
 
     # ------------------------------------------------------------------ internals
-    def _click_probs(self, slates: np.ndarray) -> np.ndarray:
-        util = self.utilities(slates)
+    def _click_probs(self, slates: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        util = self.utilities(slates, rows)
         logits = np.concatenate([np.full((len(util), 1), self.config.no_click_utility), util], axis=1)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -405,9 +413,9 @@ class UserSimulator:
             raise ValueError(f"{what} indices must be in [0, {size}); got {arr[bad][:5].tolist()}.")
         return arr.astype(np.int64)
 
-    def _check_slates(self, slates: Any, active: np.ndarray) -> np.ndarray:
+    def _check_slates(self, slates: Any, active: np.ndarray, n: int | None = None) -> np.ndarray:
         s = np.asarray(slates)
-        n, k = len(self._users), self.config.slate_size
+        n, k = len(self._users) if n is None else n, self.config.slate_size
         if s.shape != (n, k) or not np.issubdtype(s.dtype, np.integer):
             raise ValueError(
                 f"slates must be an int array of shape ({n} sessions, {k} slots), got {s.dtype} {s.shape}."
