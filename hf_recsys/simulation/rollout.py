@@ -183,6 +183,20 @@ class SessionResults:
     def mean_return(self) -> float:
         return float(self.returns.mean())
 
+    def mean_interval(self, alpha: float = 0.05, n_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """Percentile bootstrap ``(1 - alpha)`` interval of the mean clicks per session."""
+        return mean_interval(self.returns, alpha, n_bootstrap, seed)
+
+
+def mean_interval(values: Any, alpha: float = 0.05, n_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean (e.g. of per-session returns, or of paired differences): the
+    bootstrap of :mod:`hf_recsys.policies.ope` on weight-one rounds, whose IPS value is the plain mean."""
+    from ..policies import OPEInputs, bootstrap_interval
+
+    values = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    ones = np.ones_like(values)
+    return bootstrap_interval(OPEInputs(reward=values, p_log=ones, p_target=ones), "ips", alpha, n_bootstrap, seed)
+
 
 def run_sessions(
     simulator,
@@ -253,4 +267,4 @@ def _log_dataset(simulator, agent, user_ids: np.ndarray, parts: list, first_slat
     return ds.add_column("action_propensity", cat["action_propensity"].reshape(-1).astype(np.float64).tolist())
 
 
-__all__ = ["GreedyAgent", "PolicyAgent", "SessionResults", "SessionState", "run_sessions"]
+__all__ = ["GreedyAgent", "PolicyAgent", "SessionResults", "SessionState", "mean_interval", "run_sessions"]
