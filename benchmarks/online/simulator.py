@@ -210,7 +210,7 @@ def ope_rows(heldout, targets: dict, truth: dict, users_per_round: int) -> list[
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(0)
-    load_before, t0, timings = load_average(), time.perf_counter(), {}
+    load_before, t0, timings, commit = load_average(), time.perf_counter(), {}, git_commit()
     log, items = load_world(args)
     ease, seq = build_models(log, args, timings)
     sim = UserSimulator.from_model(ease, items=items, slate_size=args.slate_size)
@@ -301,7 +301,7 @@ def main(argv=None):
     for row in ope:
         print(row, flush=True)
     timings["total_s"] = time.perf_counter() - t0
-    write(args, sim, log, train_log, heldout, sim_rows, ope, timings, load_before)
+    write(args, sim, log, train_log, heldout, sim_rows, ope, timings, load_before, commit)
 
 
 def _fmt(triple) -> str:
@@ -309,13 +309,13 @@ def _fmt(triple) -> str:
     return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def write(args, sim, log, train_log, heldout, sim_rows, ope, timings, load_before):
+def write(args, sim, log, train_log, heldout, sim_rows, ope, timings, load_before, commit):
     k = args.slate_size
     info = {
         "machine": machine(),
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "commit": git_commit(),
+        "commit": commit,
         "args": {a: str(v) if isinstance(v, Path) else v for a, v in vars(args).items()},
         "data": {"ratings": log.num_rows, "users": sim.num_users, "items": sim.num_items},
         "simulator": repr(sim),
