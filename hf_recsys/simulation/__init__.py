@@ -1,6 +1,7 @@
 """The user simulator: sessions of simulated users built from a model fitted on a real log, to compare policies
 before they meet users (see :mod:`hf_recsys.simulation.simulator` for the choice model)."""
 
+from .rollout import GreedyAgent, PolicyAgent, SessionResults, SessionState, mean_interval, run_sessions
 from .simulator import (
     SimulatorConfig,
     UserSimulator,
@@ -11,6 +12,12 @@ from .simulator import (
 )
 
 __all__ = [
+    "GreedyAgent",
+    "PolicyAgent",
+    "SessionResults",
+    "SessionState",
+    "mean_interval",
+    "run_sessions",
     "SimulatorConfig",
     "UserSimulator",
     "hashed_uniforms",
