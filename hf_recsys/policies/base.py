@@ -204,8 +204,12 @@ class Policy:
             :class:`Slates` with ``items`` of shape ``(len(users), k)``.
         """
         users = _as_users(users)
-        idx, scores = self._sample_idx(users, k)
-        marg, casc = self._propensities_idx(users, idx, drawn=True)
+
+        def one(batch: np.ndarray) -> tuple[np.ndarray, ...]:
+            idx, scores = self._sample_idx(batch, k)
+            return (idx, scores, *self._propensities_idx(batch, idx, drawn=True))
+
+        idx, scores, marg, casc = self._batched(one, users)
         return Slates(users, self.item_ids[idx], marg, casc, scores, self.name)
 
     def propensities(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -227,12 +231,11 @@ class Policy:
             idx = idx[:, None]
         if idx.shape[0] != len(users):
             raise ValueError(f"items has {idx.shape[0]} slates but {len(users)} users were given.")
-        return self._propensities_idx(users, idx, drawn=False)
+        return self._batched(lambda b, i: self._propensities_idx(b, i, drawn=False), users, idx)
 
     def action_probabilities(self, users: Any) -> np.ndarray:
         """``(n, num_items)`` probability of each candidate being shown first (the action distribution at k=1)."""
-        users = _as_users(users)
-        return self._first_position_probs(users)
+        return self._batched(lambda b: (self._first_position_probs(b),), _as_users(users))[0]
 
     def update(self, users: Any, items: Any, rewards: Any):
         """Learn from the rewards of shown items.
@@ -261,6 +264,18 @@ class Policy:
         return self
 
     _reward_range: ClassVar[tuple[float | None, float | None]] = (None, None)
+    batch_size: int = 1024  # users handled at once: memory stays about batch_size x num_items x n_samples
+
+    def _batched(self, fn, users: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``fn(users_batch, *arrays_batch) -> tuple of arrays`` over batches of users, concatenated (tqdm bar)."""
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(users), self.batch_size)
+        parts = [
+            fn(users[s : s + self.batch_size], *(a[s : s + self.batch_size] for a in arrays))
+            for s in tqdm(starts, desc=self.name, unit="batch", disable=len(starts) < 20)
+        ]
+        return tuple(np.concatenate(p) for p in zip(*parts))
 
     # ------------------------------------------------------------------ to implement
     def _sample_idx(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

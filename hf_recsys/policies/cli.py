@@ -104,6 +104,6 @@ def add_ope_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval (default: 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage (default: 0.05)")
     p.add_argument("--tau", type=float, default=10.0, help="Switch-DR weight threshold (default: 10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the policy and of the bootstrap (default: 0)")
     p.add_argument("--output", help="write the estimates as JSON")
     p.set_defaults(func=cmd_ope)

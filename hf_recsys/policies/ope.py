@@ -315,9 +315,11 @@ def _check_log(frame) -> None:
             if not (col == "reward" and frame[col].dtype == bool):
                 raise TypeError(f"the log's '{col}' column must hold numbers, it has dtype {frame[col].dtype}.")
     for col in ("reward", "propensity"):
-        bad = frame[col].isna()
+        bad = ~np.isfinite(frame[col].to_numpy(dtype=np.float64))
         if bad.any():
-            raise ValueError(f"{int(bad.sum())} row(s) of the log have no '{col}' (first: row {int(bad.idxmax())}).")
+            raise ValueError(
+                f"{int(bad.sum())} row(s) of the log have no finite '{col}' (first: row {int(np.argmax(bad))})."
+            )
     for col in ("propensity", "cascade_propensity"):
         if col in frame.columns:
             p = frame[col].to_numpy(dtype=np.float64)

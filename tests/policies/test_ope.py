@@ -136,7 +136,8 @@ def test_plain_tables_map_to_ope_inputs(logged):
         (lambda f: f.assign(propensity=0.0), ValueError, r"outside \(0, 1\]"),
         (lambda f: f.assign(propensity=1.5), ValueError, r"outside \(0, 1\]"),
         (lambda f: f.assign(reward="click"), TypeError, "'reward' column must hold numbers"),
-        (lambda f: f.assign(reward=np.nan), ValueError, "have no 'reward'"),
+        (lambda f: f.assign(reward=np.nan), ValueError, "no finite 'reward'"),
+        (lambda f: f.assign(reward=np.inf), ValueError, "no finite 'reward'"),
     ],
 )
 def test_bad_logs_are_refused(logged, change, error, match):

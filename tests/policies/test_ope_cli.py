@@ -24,6 +24,8 @@ def saved(tmp_path_factory):
     served = EpsilonGreedyPolicy(model, epsilon=0.4, seed=0).sample(users, k=3)
     rewards = (np.random.default_rng(0).random((len(users), 3)) < 0.2).astype(float)
     served.to_dataset(rewards=rewards).to_parquet(str(folder / "log.parquet"))
+    single = EpsilonGreedyPolicy(model, epsilon=0.4, seed=1).sample(users, k=1)
+    single.to_dataset(rewards=rewards[:, :1]).to_csv(str(folder / "single.csv"), index=False)
     return folder, model
 
 
@@ -67,3 +69,24 @@ def test_ope_command_names_a_bad_log(saved, tmp_path, capsys):
     pd.read_parquet(folder / "log.parquet").drop(columns="propensity").to_csv(tmp_path / "bad.csv", index=False)
     assert main(["ope", str(tmp_path / "bad.csv"), "--model", str(folder / "als"), "--policy", "softmax"]) == 2
     assert "no 'propensity' column" in capsys.readouterr().err
+
+
+def test_ope_command_with_a_reward_model_on_single_item_logs(saved, capsys):
+    folder, _ = saved
+    argv = [
+        "ope",
+        str(folder / "single.csv"),
+        "--model",
+        str(folder / "als"),
+        "--policy",
+        "epsilon_greedy",
+        "--policy-args",
+        "epsilon=0.1",
+        "--reward-model",
+        str(folder / "als"),
+        "--bootstrap",
+        "50",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert all(f"| {name} |" in text for name in ("ips", "snips", "dm", "dr", "sndr", "switch_dr"))

@@ -184,3 +184,15 @@ def test_beta_thompson_matches_mabwiser_posterior_and_choices():
     picks = [mab.predict() for _ in range(2000)]
     theirs = np.array([picks.count(a) / 2000 for a in arms])
     assert np.abs(ours - theirs).max() < 0.04
+
+
+def test_linear_policies_start_from_the_model_and_learn(als, users):
+    ucb = LinUCBPolicy(als, alpha=0.0)  # no updates, no exploration: the model's own scores
+    np.testing.assert_allclose(ucb.upper_bounds(users), als.score(list(users), list(ucb.item_ids)), atol=1e-5)
+    first = ucb.sample(users[:1], k=1).items[0, 0]
+    for _ in range(5):  # the user never clicks their top item: it drops below others
+        ucb.update(users[:1], [first], [0.0])
+    assert ucb.sample(users[:1], k=1).items[0, 0] != first
+    beta = BetaThompsonPolicy(items=["a", "b", "c"], n_samples=500, seed=0)
+    beta.update(["u"] * 20, ["b"] * 20, np.ones(20))
+    assert beta.action_probabilities(["u"])[0].argmax() == 1 and beta.posterior_mean()[1] == pytest.approx(21 / 22)
