@@ -35,6 +35,7 @@ from hf_recsys_classic import (
 from hf_recsys.data.splits import temporal_user_split
 from hf_recsys.data.views import build_vocabs, encode_interactions
 from hf_recsys.evaluation import evaluate_model
+from hf_recsys.training.engine import torch_threads
 
 warnings.filterwarnings("ignore")
 
@@ -199,6 +200,17 @@ def main() -> None:
                 ),
             ),
         )
+        compare(
+            "BPR, 64 factors, batch 8192, 1 thread each",
+            "s / epoch",
+            lambda: with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users, items).fit(
+                inter, show_progress=False, num_threads=1
+            ),
+            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=1), x),
+            epochs,
+            "<= 1.5x",
+            "implicit 0.7.3 BPR, num_threads=1",
+        )
     if "knn" in only:
         compare(
             "ItemKNN cosine, k=100",
@@ -216,6 +228,16 @@ def main() -> None:
                 lambda m: knn_as_model(fitted(CosineRecommender(K=101), m), m, users, items, 100),  # K counts the item
             ),
         )
+        with torch_threads(1):
+            compare(
+                "ItemKNN cosine, k=100, 1 thread each",
+                "s / fit",
+                lambda: with_vocabs(ItemKNNModel(ItemKNNConfig(k=100)), users, items).fit(inter, show_progress=False),
+                lambda: implicit_fit(CosineRecommender(K=101, num_threads=1), x),
+                1,
+                "<= 1.5x",
+                "implicit 0.7.3 CosineRecommender, num_threads=1",
+            )
     if "ease" in only:
         model = with_vocabs(EASEModel(EASEConfig(l2=500.0)), users, items)
         ours = timed(lambda: model.fit(inter, show_progress=False))

@@ -28,11 +28,22 @@ def test_fit_and_the_train_command_give_the_same_model(tmp_path, model_type, mod
     log.to_pandas().to_csv(data, index=False)
     seed = 3
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_type": model_type, "model_config": model_config, "train_file": str(data), "split": "none",
-        "output_dir": str(tmp_path / "out"), "seed": seed, "eval_strategy": "no", "save_strategy": "no",
-        "do_test": False, "disable_tqdm": True,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_type": model_type,
+                "model_config": model_config,
+                "train_file": str(data),
+                "split": "none",
+                "output_dir": str(tmp_path / "out"),
+                "seed": seed,
+                "eval_strategy": "no",
+                "save_strategy": "no",
+                "do_test": False,
+                "disable_tqdm": True,
+            }
+        )
+    )
     assert main(["train", str(config)]) == 0
     trained = AutoModelForRecommendation.from_pretrained(tmp_path / "out")
 

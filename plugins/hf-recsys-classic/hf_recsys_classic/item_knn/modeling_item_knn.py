@@ -9,7 +9,7 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import knn_prune, neighbours_to_csr, weight_rows
+from .._utils import knn_prune, neighbours_to_csr, torch_threads, weight_rows
 from .configuration_item_knn import ItemKNNConfig
 
 
@@ -46,13 +46,19 @@ class ItemKNNModel(ItemKNNPreTrainedModel):
         self._sim_cache: tuple | None = None
         self.post_init()
 
-    def _fit(self, interactions: Interactions, show_progress: bool = True, **kwargs) -> None:
+    def _fit(
+        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
+    ) -> None:
+        """Build the pruned similarities with ``num_threads`` torch threads (``None``: torch's setting). One
+        thread is the default: with two, the product threads and ``torch.topk`` ran 1.6x slower on the shared
+        2-core machine of ``benchmarks/classic/speed_bpr_knn.md``."""
         cfg = self.config
         item_user = interactions.to_csr("binary").T.tocsr()
         weighted = weight_rows(item_user, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
-        idx, val = knn_prune(
-            weighted, weighted, cfg.k, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
-        )
+        with torch_threads(num_threads):
+            idx, val = knn_prune(
+                weighted, weighted, cfg.k, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
+            )
         self.neighbor_ids = idx
         self.neighbor_sims = nn.Parameter(val, requires_grad=False)
         self._sim_cache = None

@@ -9,7 +9,7 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import knn_prune, neighbours_to_csr, weight_rows
+from .._utils import knn_prune, neighbours_to_csr, torch_threads, weight_rows
 from .configuration_user_knn import UserKNNConfig
 
 
@@ -49,11 +49,17 @@ class UserKNNModel(UserKNNPreTrainedModel):
         cfg = self.config
         return weight_rows(x, cfg.weighting, cfg.bm25_k1, cfg.bm25_b, ref=ref)
 
-    def _fit(self, interactions: Interactions, show_progress: bool = True, **kwargs) -> None:
+    def _fit(
+        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
+    ) -> None:
+        """Build the pruned similarities with ``num_threads`` torch threads (``None``: torch's setting). One
+        thread is the default: with two, the product threads and ``torch.topk`` ran 1.6x slower on the shared
+        2-core machine of ``benchmarks/classic/speed_bpr_knn.md``."""
         weighted = self._weighted(interactions.to_csr("binary"))
-        idx, val = knn_prune(
-            weighted, weighted, self.config.k, self.config.shrink, show_progress=show_progress, desc="UserKNN"
-        )
+        with torch_threads(num_threads):
+            idx, val = knn_prune(
+                weighted, weighted, self.config.k, self.config.shrink, show_progress=show_progress, desc="UserKNN"
+            )
         self.neighbor_ids = idx
         self.neighbor_sims = nn.Parameter(val, requires_grad=False)
 
