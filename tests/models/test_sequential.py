@@ -257,3 +257,56 @@ def test_bf16_and_fp32_training_reach_the_same_quality():
     floor = evaluate_model(untrained, splits["train"], splits["test"], ks=10, metrics=["ndcg"], show_progress=False)
     assert ndcg["fp32"] > 1.25 * floor.summary["ndcg@10"], (ndcg, floor.summary)
     assert abs(ndcg["bf16"] - ndcg["fp32"]) < 0.15 * ndcg["fp32"], ndcg
+
+
+@pytest.mark.parametrize(
+    "cls, cfg_cls",
+    [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
+)
+def test_positions_counted_from_the_first_item_ignore_the_padding(cls, cfg_cls):
+    """positions="items": the state of a history does not depend on how much left padding precedes it (SASRec's
+    right-padded positions); positions="window" (the default, as saved models were trained) does depend on it."""
+    ids = torch.tensor([[0, 0, 0, 0, 3, 7, 5, 9]])
+    states = {}
+    for positions in ("window", "items"):
+        torch.manual_seed(0)
+        model = cls(cfg_cls(num_items=30, **TINY, dropout=0.0, positions=positions)).eval()
+        with torch.no_grad():
+            states[positions] = (model.encode(ids)[0, -1], model.encode(ids[:, 3:])[0, -1])
+    torch.testing.assert_close(*states["items"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(*states["window"], atol=1e-3)
+
+
+def test_scaled_item_embeddings_reach_the_backbone_and_not_the_output():
+    torch.manual_seed(0)
+    model = CausalSequentialRecommender(CausalSequentialConfig(num_items=30, **TINY, scale_item_embeddings=True))
+    seen = {}
+    model.backbone.register_forward_pre_hook(lambda m, a, kw: seen.update(x=kw["inputs_embeds"]), with_kwargs=True)
+    model.eval()
+    ids = torch.tensor([[0, 0, 3, 7, 5, 9, 1, 2]])
+    with torch.no_grad():
+        out = model(input_ids=ids)
+    torch.testing.assert_close(seen["x"], model.item_embeddings.weight[ids] * 16**0.5)
+    torch.testing.assert_close(out.scores, out.user_embeddings @ model.item_embeddings.weight[1:-1].T)
+
+
+def test_models_saved_before_the_sasrec_options_load_with_the_old_behaviour(tmp_path):
+    model = _fitted_tiny()
+    model.save_pretrained(tmp_path)
+    cfg_path = tmp_path / "config.json"
+    import json
+
+    cfg = json.loads(cfg_path.read_text())
+    assert cfg["scale_item_embeddings"] is False and cfg["positions"] == "window"
+    del cfg["scale_item_embeddings"], cfg["positions"]
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = CausalSequentialRecommender.from_pretrained(tmp_path)
+    assert loaded.config.scale_item_embeddings is False and loaded.config.positions == "window"
+    np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
+
+
+def test_sasrec_option_errors_are_named():
+    with pytest.raises(ValueError, match="positions"):
+        CausalSequentialConfig(positions="right")
+    with pytest.raises(ValueError, match="scale_item_embeddings"):
+        CausalSequentialConfig(scale_item_embeddings="yes")

@@ -46,6 +46,12 @@ class SequentialConfig(BackboneRecConfig):
         text_fusion: ``"none"``; ``"add"`` (item embedding = id embedding + a trained projection of the text
             embedding, so items with few interactions borrow from their text) or ``"init"`` (id embeddings start
             from the text embeddings' principal components).
+        scale_item_embeddings: multiply the item embeddings the backbone reads by ``sqrt(hidden_size)`` (SASRec
+            does; the output layer keeps the unscaled table). Without it the current item's identity (std 0.02) is
+            small next to the first attention block's output, and the model learns much less per epoch.
+        positions: ``"window"`` (position ids are the index in the left-padded window, so the first item's position
+            depends on the history length) or ``"items"`` (counted from the window's first item, as SASRec's
+            right-padded code does).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
         epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
@@ -72,6 +78,8 @@ class SequentialConfig(BackboneRecConfig):
         attention_dropout: float | None = None,
         loss_chunk_size: int | None = None,
         hidden_act: str | None = None,
+        scale_item_embeddings: bool = False,
+        positions: str = "window",
         **kwargs,
     ):
         set_training_options(self, SEQUENTIAL_TRAINING_DEFAULTS, kwargs)
@@ -98,6 +106,12 @@ class SequentialConfig(BackboneRecConfig):
         check_choice(self, "loss", loss, ("full", "sampled"))
         check_choice(self, "text_fusion", text_fusion, ("none", "add", "init"))
         check_choice(self, "train_windows", train_windows, ("last", "random"))
+        check_choice(self, "positions", positions, ("window", "items"))
+        if not isinstance(scale_item_embeddings, bool):
+            raise ValueError(
+                f"{type(self).__name__}: scale_item_embeddings must be true or false, got {scale_item_embeddings!r}."
+            )
+        self.scale_item_embeddings, self.positions = scale_item_embeddings, positions
         if text_fusion != "none" and not item_text_dim:
             raise ValueError(f"{type(self).__name__}: text_fusion={text_fusion!r} needs item_text_dim > 0.")
         self.max_sequence_length, self.hidden_size, self.num_layers = (

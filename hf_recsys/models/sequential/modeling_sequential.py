@@ -165,7 +165,12 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
             attention_mask = (input_ids != 0).long()
             attention_mask[:, -1] = 1  # an empty history still yields a finite state
         x = F.embedding(input_ids, table, padding_idx=0)
-        return self.backbone(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state
+        if self.config.scale_item_embeddings:
+            x = x * self.hidden_size**0.5
+        extra = {}
+        if self.config.positions == "items":
+            extra["position_ids"] = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+        return self.backbone(inputs_embeds=x, attention_mask=attention_mask, **extra).last_hidden_state
 
     def forward(
         self,
