@@ -80,11 +80,17 @@ def main() -> None:
     base = dict(yaml.safe_load(Path(args.config).read_text())["model_config"])
     d = load_data(args.data, args.users)
     info = {"machine": machine(), "load_start": load_average(), "base_model_config": base, "args": vars(args)}
-    results = {}
     name = f"gap_L{args.length}_e{args.epochs}" + (f"_u{args.users}" if args.users else "")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    earlier = out / f"{name}.json"  # runs of other variants with the same settings are kept (each with its load)
+    results = json.loads(earlier.read_text())["results"] if earlier.exists() else {}
     for variant in args.variants.split(","):
+        started = {
+            "load_start": load_average(),
+            "commit": info["machine"]["commit"],
+            "date_utc": machine()["date_utc"],
+        }
         if variant == "reference":
             rows = reference_run(
                 d["train_seqs"],
@@ -98,23 +104,30 @@ def main() -> None:
             )
         else:
             rows = run_ours(d, VARIANTS[variant], base, args.epochs, args.length, args.seed)
-        results[variant] = {"changes": VARIANTS.get(variant, "plain PyTorch SASRec+"), "epochs": rows}
+        results[variant] = {"changes": VARIANTS.get(variant, "plain PyTorch SASRec+"), "epochs": rows, **started}
+        results[variant]["load_end"] = load_average()
         info.update(results=results, load_end=load_average())
         (out / f"{name}.json").write_text(json.dumps(info, indent=1, default=str))
     lines = [
         f"# causal_sequential vs SASRec+ per epoch: ML-1M, max length {args.length}, {args.epochs} epochs"
         + (f", first {args.users} users" if args.users else ", all users"),
         "",
-        f"Machine: {info['machine']}; load at start {info['load_start']}, at end {info['load_end']}; "
-        f"{args.threads} thread(s); seed {args.seed}.",
+        f"Machine: {info['machine']}; {args.threads} thread(s); seed {args.seed}. Seconds are noisy: other jobs "
+        "share the 2 cores (load = 1/5/15-min load average at the variant's start and end).",
         "",
-        "| variant | changes | " + " | ".join(f"val NDCG@10 ep {i + 1}" for i in range(args.epochs)) + " | s/epoch |",
-        "| --- | --- |" + " --- |" * (args.epochs + 1),
+        "| variant | changes | "
+        + " | ".join(f"val NDCG@10 ep {i + 1}" for i in range(args.epochs))
+        + " | s/epoch | load start / end | commit, date |",
+        "| --- | --- |" + " --- |" * (args.epochs + 3),
     ]
     for variant, r in results.items():
         ndcg = " | ".join(str(e["val_ndcg@10"]) for e in r["epochs"])
         secs = np.median([e["seconds"] for e in r["epochs"]])
-        lines.append(f"| {variant} | {r['changes']} | {ndcg} | {secs:.1f} |")
+        when = f"{r.get('commit', '?')}, {r.get('date_utc', '?')}"
+        lines.append(
+            f"| {variant} | {r['changes']} | {ndcg} | {secs:.1f} | {r.get('load_start')} / {r.get('load_end')} "
+            f"| {when} |"
+        )
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

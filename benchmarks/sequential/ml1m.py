@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def load_data(folder: str, first_users: int | None = None) -> dict:
     validation and test items, the item count and the mask of each user's training items (by item id - 1)."""
     from hf_recsys.data import leave_last_out, load_movielens_1m_sasrec
 
-    log, _ = load_movielens_1m_sasrec(folder)
+    log, items = load_movielens_1m_sasrec(folder)
     if first_users:
         log = log.filter(lambda u: u <= first_users, input_columns="user_id")
     splits = leave_last_out(log, n_test=1, n_validation=1)
@@ -202,6 +203,7 @@ def load_data(folder: str, first_users: int | None = None) -> dict:
     for i, s in enumerate(train_seqs):
         seen[i, s - 1] = True
     return {
+        "items": items,
         "log": log,
         "splits": splits,
         "users": users,
@@ -223,6 +225,12 @@ def main() -> None:
     p.add_argument("--reference-epochs", type=int, default=1)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--users", type=int, default=None, help="only the first N users (a smoke test, not a result)")
+    p.add_argument(
+        "--text-fusion",
+        choices=["none", "add", "init"],
+        default="none",
+        help="fuse MiniLM embeddings of each movie's title and genres (benchmarks/backbones/common.py, cached)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from hf_recsys import AutoModelForRecommendation
@@ -246,6 +254,15 @@ def main() -> None:
     if args.max_epochs:
         model_config["epochs"] = args.max_epochs
     torch.manual_seed(int(cfg.get("seed", 0)))
+    fit_kwargs = {}
+    if args.text_fusion != "none":
+        sys.path.insert(0, str(HERE.parent / "backbones"))
+        from common import minilm_features
+
+        items = d["items"]
+        feats = minilm_features(items["item_id"].tolist(), items["text"].tolist())
+        model_config |= {"item_text_dim": feats.shape[1], "text_fusion": args.text_fusion}
+        fit_kwargs["item_text_embeddings"] = (items["item_id"].to_numpy(), feats)
     model = AutoModelForRecommendation.for_model(cfg["model_type"], **model_config)
     from hf_recsys.data import build_vocabs
 
@@ -253,7 +270,9 @@ def main() -> None:
     item_cols = model.item_vocab.encode(np.arange(1, num_items + 1))
     history = {"epochs": []}
     (HERE / "results").mkdir(exist_ok=True)
-    partial = HERE / "results" / f"{Path(args.config).stem}{'_smoke' if args.users else ''}.partial.json"
+    name = Path(args.config).stem + ("" if args.text_fusion == "none" else f"_text_{args.text_fusion}")
+    name += "_smoke" if args.users else ""
+    partial = HERE / "results" / f"{name}.partial.json"
     best = {"ndcg": -1.0, "state": None, "epoch": 0}
     clock = {"t": time.perf_counter(), "train": 0.0}
 
@@ -277,7 +296,7 @@ def main() -> None:
         clock["t"] = time.perf_counter()
         return clock["train"] > args.time_budget
 
-    model.fit(splits["train"], show_progress=False, on_epoch_end=on_epoch_end)
+    model.fit(splits["train"], show_progress=False, on_epoch_end=on_epoch_end, **fit_kwargs)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     with_val = [np.r_[s, v] for s, v in zip(train_seqs, val)]
@@ -303,7 +322,8 @@ def main() -> None:
     info.update(ours=ours, history=history)
     if args.reference_epochs:
         val_seqs = train_seqs
-        ref = reference_run(train_seqs, val_seqs, val, seen, num_items, args.reference_epochs)
+        length = int(model_config.get("max_sequence_length", 200))
+        ref = reference_run(train_seqs, val_seqs, val, seen, num_items, args.reference_epochs, length=length)
         ref_s = float(np.median([r["seconds"] for r in ref]))
         info["reference"] = {"epochs": ref, "seconds_per_epoch_median": ref_s}
         info["epoch_time_ratio_ours_over_reference"] = round(ours["seconds_per_epoch_median"] / ref_s, 3)
@@ -315,10 +335,43 @@ def main() -> None:
     info["wall_seconds"] = round(time.perf_counter() - started_all, 1)
     info["published"] = PUBLISHED
     out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    name = Path(args.config).stem + ("_smoke" if args.users else "")
     (out / f"{name}.json").write_text(json.dumps(info, indent=1, default=str))
+    (out / f"{name}.md").write_text(markdown(info, name))
+    partial.unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=1, default=str))
+
+
+def markdown(info: dict, name: str) -> str:
+    """The result as a short Markdown page: the run, each epoch, the reference and the published table."""
+    o, m = info["ours"], info["machine"]
+    lines = [
+        f"# {name}: ML-1M leave-one-out, full ranking",
+        "",
+        f"{m['date_utc']} UTC, commit {m['commit']}, {m['cpu']} ({m['cores']} cores, AVX512-BF16 {m['avx512_bf16']}, "
+        f"AMX {m['amx']}), torch {m['torch']}, {m['threads']} threads; load {info['load_start']} at start, "
+        f"{info['load_end']} at end (other jobs share the machine). Config `{info['config']}`.",
+        "",
+        f"- ours ({o['model_type']}): {o['epochs_trained']} epochs in {o['train_seconds']} s of training "
+        f"({o['seconds_per_epoch_median']} s/epoch median; stopped by the time budget: "
+        f"{o['stopped_by_time_budget']}); best validation epoch {o['best_validation_epoch']} "
+        f"(val NDCG@10 {o['best_val_ndcg@10']}); **test HR@10 {o['test_hr@10']}, NDCG@10 {o['test_ndcg@10']}**",
+    ]
+    if "reference" in info:
+        r = info["reference"]
+        lines.append(
+            f"- reference plain SASRec+ (Dross code), same run: {r['seconds_per_epoch_median']} s/epoch, val NDCG@10 "
+            f"per epoch {[e['val_ndcg@10'] for e in r['epochs']]}; ratio of s/epoch ours / reference "
+            f"**{info['epoch_time_ratio_ours_over_reference']}**"
+        )
+    lines += ["", "| epoch | s | loss | val HR@10 | val NDCG@10 | load |", "| --- | --- | --- | --- | --- | --- |"]
+    for e in info["history"]["epochs"]:
+        lines.append(
+            f"| {e['epoch']} | {e['seconds']} | {e['loss']} | {e.get('val_hr@10', '')} | {e.get('val_ndcg@10', '')} "
+            f"| {e['load']} |"
+        )
+    lines += ["", "| published (full ranking) | HR@10 | NDCG@10 |", "| --- | --- | --- |"]
+    lines += [f"| {k} | {hr} | {nd} |" for k, (hr, nd) in info["published"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _csr(seqs, model, num_items):
