@@ -65,6 +65,31 @@ def run_ours(d: dict, overrides: dict, base: dict, epochs: int, length: int, see
     return rows
 
 
+def markdown(info: dict, results: dict, args) -> str:
+    """The table of validation NDCG@10 per epoch of every variant."""
+    lines = [
+        f"# causal_sequential vs SASRec+ per epoch: ML-1M, max length {args.length}, {args.epochs} epochs"
+        + (f", first {args.users} users" if args.users else ", all users"),
+        "",
+        f"Machine: {info['machine']}; {args.threads} thread(s); seed {args.seed}. Seconds are noisy: other jobs "
+        "share the 2 cores (load = 1/5/15-min load average at the variant's start and end).",
+        "",
+        "| variant | changes | "
+        + " | ".join(f"val NDCG@10 ep {i + 1}" for i in range(args.epochs))
+        + " | s/epoch | load start / end | commit, date |",
+        "| --- | --- |" + " --- |" * (args.epochs + 3),
+    ]
+    for variant, r in results.items():
+        ndcg = " | ".join(str(e["val_ndcg@10"]) for e in r["epochs"])
+        secs = np.median([e["seconds"] for e in r["epochs"]])
+        when = f"{r.get('commit', '?')}, {r.get('date_utc', '?')}"
+        lines.append(
+            f"| {variant} | {r['changes']} | {ndcg} | {secs:.1f} | {r.get('load_start')} / {r.get('load_end')} "
+            f"| {when} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(HERE.parents[1].parent / "shared" / "data" / "ml-1m"))
@@ -108,28 +133,8 @@ def main() -> None:
         results[variant]["load_end"] = load_average()
         info.update(results=results, load_end=load_average())
         (out / f"{name}.json").write_text(json.dumps(info, indent=1, default=str))
-    lines = [
-        f"# causal_sequential vs SASRec+ per epoch: ML-1M, max length {args.length}, {args.epochs} epochs"
-        + (f", first {args.users} users" if args.users else ", all users"),
-        "",
-        f"Machine: {info['machine']}; {args.threads} thread(s); seed {args.seed}. Seconds are noisy: other jobs "
-        "share the 2 cores (load = 1/5/15-min load average at the variant's start and end).",
-        "",
-        "| variant | changes | "
-        + " | ".join(f"val NDCG@10 ep {i + 1}" for i in range(args.epochs))
-        + " | s/epoch | load start / end | commit, date |",
-        "| --- | --- |" + " --- |" * (args.epochs + 3),
-    ]
-    for variant, r in results.items():
-        ndcg = " | ".join(str(e["val_ndcg@10"]) for e in r["epochs"])
-        secs = np.median([e["seconds"] for e in r["epochs"]])
-        when = f"{r.get('commit', '?')}, {r.get('date_utc', '?')}"
-        lines.append(
-            f"| {variant} | {r['changes']} | {ndcg} | {secs:.1f} | {r.get('load_start')} / {r.get('load_end')} "
-            f"| {when} |"
-        )
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (out / f"{name}.md").write_text(markdown(info, results, args))
+    print(markdown(info, results, args))
 
 
 if __name__ == "__main__":
