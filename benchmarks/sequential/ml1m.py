@@ -259,7 +259,7 @@ def main() -> None:
         sys.path.insert(0, str(HERE.parent / "backbones"))
         from common import minilm_features
 
-        items = d["items"]
+        items = d["items"].to_pandas() if hasattr(d["items"], "to_pandas") else d["items"]
         feats = minilm_features(items["item_id"].tolist(), items["text"].tolist())
         model_config |= {"item_text_dim": feats.shape[1], "text_fusion": args.text_fusion}
         fit_kwargs["item_text_embeddings"] = (items["item_id"].to_numpy(), feats)
