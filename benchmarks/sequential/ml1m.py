@@ -231,6 +231,7 @@ def main() -> None:
         default="none",
         help="fuse MiniLM embeddings of each movie's title and genres (benchmarks/backbones/common.py, cached)",
     )
+    p.add_argument("--tag", default="", help="suffix of the result file names (e.g. a timing-only run)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from hf_recsys import AutoModelForRecommendation
@@ -271,7 +272,7 @@ def main() -> None:
     history = {"epochs": []}
     (HERE / "results").mkdir(exist_ok=True)
     name = Path(args.config).stem + ("" if args.text_fusion == "none" else f"_text_{args.text_fusion}")
-    name += "_smoke" if args.users else ""
+    name += ("_smoke" if args.users else "") + (f"_{args.tag}" if args.tag else "")
     partial = HERE / "results" / f"{name}.partial.json"
     best = {"ndcg": -1.0, "state": None, "epoch": 0}
     clock = {"t": time.perf_counter(), "train": 0.0}
