@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -82,51 +83,72 @@ def user_sequences(log) -> tuple[np.ndarray, list[np.ndarray]]:
 
 # ---------------------------------------------------------------------------------------------- the reference
 class PlainSASRec(nn.Module):
-    """A minimal SASRec (Kang & McAuley 2018) in plain PyTorch, SASRec+ recipe (full cross-entropy)."""
+    """SASRec+ as in the "Dross" paper's code (Klenitskiy & Vasilev 2023, an adaptation of pmixer/SASRec.pytorch).
+
+    Faithful to it: item embeddings scaled by sqrt(d) plus learned positions counted from the first item of the
+    (right-padded) window, embedding dropout, pads zeroed after every block; each block: ``Q = LN(x)``,
+    ``x = Q + MHA(Q, x, x)`` (causal, dropout on the attention weights), ``x = LN(x)``, ``x = x + FFN(x)``
+    (64->64 ReLU, dropout after both layers); a last layer norm; the output is tied to the item embeddings; every
+    Linear and Embedding starts from N(0, 0.02), layer norms (eps 1e-8) from (1, 0). One
+    difference: the Dross code's softmax also has the pad item's logit (never a label); here only the items'.
+    """
 
     def __init__(self, num_items: int, hidden: int = 64, layers: int = 2, length: int = 200, dropout: float = 0.1):
         super().__init__()
         self.items = nn.Embedding(num_items + 1, hidden, padding_idx=0)
         self.pos = nn.Embedding(length, hidden)
         self.drop = nn.Dropout(dropout)
-        self.attn_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+        self.attn_norms = nn.ModuleList(nn.LayerNorm(hidden, eps=1e-8) for _ in range(layers))
         self.attns = nn.ModuleList(
             nn.MultiheadAttention(hidden, 1, dropout=dropout, batch_first=True) for _ in range(layers)
         )
-        self.ffn_norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
+        self.ffn_norms = nn.ModuleList(nn.LayerNorm(hidden, eps=1e-8) for _ in range(layers))
         self.ffns = nn.ModuleList(
-            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden))
+            nn.Sequential(nn.Linear(hidden, hidden), nn.Dropout(dropout), nn.ReLU(), nn.Linear(hidden, hidden))
             for _ in range(layers)
         )
-        self.last_norm = nn.LayerNorm(hidden)
+        self.last_norm = nn.LayerNorm(hidden, eps=1e-8)
         self.register_buffer("causal", torch.triu(torch.ones(length, length, dtype=torch.bool), 1))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(0.0, 0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.data.zero_()
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """States ``(b, L, d)`` of right-padded token windows."""
+        keep = (tokens > 0).unsqueeze(-1)
         x = self.items(tokens) * self.items.embedding_dim**0.5 + self.pos.weight[None, : tokens.shape[1]]
-        x = self.drop(x) * (tokens > 0).unsqueeze(-1)
+        x = self.drop(x) * keep
+        causal = self.causal[: x.shape[1], : x.shape[1]]
         for norm, attn, fnorm, ffn in zip(self.attn_norms, self.attns, self.ffn_norms, self.ffns):
             q = norm(x)
-            x = x + attn(q, x, x, attn_mask=self.causal[: x.shape[1], : x.shape[1]], need_weights=False)[0]
-            x = x + self.drop(ffn(fnorm(x)))
-            x = x * (tokens > 0).unsqueeze(-1)
+            x = q + attn(q, x, x, attn_mask=causal, need_weights=False)[0]
+            x = fnorm(x)
+            x = (x + self.drop(ffn(x))) * keep
         return self.last_norm(x)
 
 
-def left_pad(seqs: list[np.ndarray], length: int) -> torch.Tensor:
+def right_pad(seqs: list[np.ndarray], length: int) -> torch.Tensor:
+    """The last ``length`` items of each sequence, from position 0, zeros after them."""
     out = np.zeros((len(seqs), length), dtype=np.int64)
     for i, s in enumerate(seqs):
         s = s[-length:]
-        if len(s):
-            out[i, -len(s) :] = s
+        out[i, : len(s)] = s
     return torch.as_tensor(out)
 
 
-def reference_run(train_seqs, val_seqs, val_target, seen, num_items, epochs, batch_size=128, length=200):
+def reference_run(train_seqs, val_seqs, val_target, seen, num_items, epochs, batch_size=128, length=200, seed=0):
     """Train the plain SASRec; returns seconds per epoch and validation HR/NDCG@10 after each epoch."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = PlainSASRec(num_items, length=length)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    tokens = left_pad(train_seqs, length + 1)  # item ids are 1..n already
+    tokens = right_pad(train_seqs, length + 1)  # the last 201 items: 200 inputs, 200 next items
     out = []
     for _ in range(epochs):
         model.train()
@@ -149,11 +171,13 @@ def reference_run(train_seqs, val_seqs, val_target, seen, num_items, epochs, bat
 
 @torch.no_grad()
 def reference_eval(model, seqs, target, seen, length):
+    """Validation HR/NDCG@10: the state at each user's last item scores every item."""
     model.eval()
     parts = []
     for start in range(0, len(seqs), 512):
-        tokens = left_pad(seqs[start : start + 512], length)
-        scores = model(tokens)[:, -1] @ model.items.weight[1:].T
+        tokens = right_pad(seqs[start : start + 512], length)
+        last = (tokens > 0).sum(1) - 1
+        scores = model(tokens)[torch.arange(len(tokens)), last] @ model.items.weight[1:].T
         parts.append(scores)
     scores = torch.cat(parts)
     scores[seen] = -torch.inf
@@ -161,6 +185,36 @@ def reference_eval(model, seqs, target, seen, length):
 
 
 # ---------------------------------------------------------------------------------------------- ours
+def load_data(folder: str, first_users: int | None = None) -> dict:
+    """ml-1m.txt split leave-one-out: the log, the splits, per-user training sequences (item ids, time order), the
+    validation and test items, the item count and the mask of each user's training items (by item id - 1)."""
+    from hf_recsys.data import leave_last_out, load_movielens_1m_sasrec
+
+    log, items = load_movielens_1m_sasrec(folder)
+    if first_users:
+        log = log.filter(lambda u: u <= first_users, input_columns="user_id")
+    splits = leave_last_out(log, n_test=1, n_validation=1)
+    users, train_seqs = user_sequences(splits["train"])
+    val = splits["validation"].to_pandas().set_index("user_id").loc[users].item_id.to_numpy()
+    test = splits["test"].to_pandas().set_index("user_id").loc[users].item_id.to_numpy()
+    num_items = int(log.to_pandas().item_id.max())
+    assert first_users or (len(users) == 6040 and num_items == 3416), (len(users), num_items)
+    seen = torch.zeros(len(users), num_items, dtype=torch.bool)
+    for i, s in enumerate(train_seqs):
+        seen[i, s - 1] = True
+    return {
+        "items": items,
+        "log": log,
+        "splits": splits,
+        "users": users,
+        "train_seqs": train_seqs,
+        "val": val,
+        "test": test,
+        "num_items": num_items,
+        "seen": seen,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("config", help="an examples/train/*.yaml config (its model_type and model_config are used)")
@@ -171,31 +225,45 @@ def main() -> None:
     p.add_argument("--reference-epochs", type=int, default=1)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--users", type=int, default=None, help="only the first N users (a smoke test, not a result)")
+    p.add_argument(
+        "--text-fusion",
+        choices=["none", "add", "init"],
+        default="none",
+        help="fuse MiniLM embeddings of each movie's title and genres (benchmarks/backbones/common.py, cached)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the result file names (e.g. a timing-only run)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from hf_recsys import AutoModelForRecommendation
-    from hf_recsys.data import leave_last_out, load_movielens_1m_sasrec
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     started_all = time.perf_counter()
     info = {"config": args.config, "machine": machine(), "load_start": load_average()}
-    log, _ = load_movielens_1m_sasrec(args.data)
-    if args.users:
-        log = log.filter(lambda u: u <= args.users, input_columns="user_id")
-    splits = leave_last_out(log, n_test=1, n_validation=1)
-    users, train_seqs = user_sequences(splits["train"])
-    val = splits["validation"].to_pandas().set_index("user_id").loc[users].item_id.to_numpy()
-    test = splits["test"].to_pandas().set_index("user_id").loc[users].item_id.to_numpy()
-    num_items = int(log.to_pandas().item_id.max())
-    assert args.users or (len(users) == 6040 and num_items == 3416), (len(users), num_items)
-    seen = torch.zeros(len(users), num_items, dtype=torch.bool)  # training items, by item id - 1
-    for i, s in enumerate(train_seqs):
-        seen[i, s - 1] = True
+    d = load_data(args.data, args.users)
+    splits, users, train_seqs, val, test, num_items, seen = (
+        d["splits"],
+        d["users"],
+        d["train_seqs"],
+        d["val"],
+        d["test"],
+        d["num_items"],
+        d["seen"],
+    )
+    log = d["log"]
 
     model_config = dict(cfg.get("model_config") or {})
     if args.max_epochs:
         model_config["epochs"] = args.max_epochs
     torch.manual_seed(int(cfg.get("seed", 0)))
+    fit_kwargs = {}
+    if args.text_fusion != "none":
+        sys.path.insert(0, str(HERE.parent / "backbones"))
+        from common import minilm_features
+
+        items = d["items"].to_pandas() if hasattr(d["items"], "to_pandas") else d["items"]
+        feats = minilm_features(items["item_id"].tolist(), items["text"].tolist())
+        model_config |= {"item_text_dim": feats.shape[1], "text_fusion": args.text_fusion}
+        fit_kwargs["item_text_embeddings"] = (items["item_id"].to_numpy(), feats)
     model = AutoModelForRecommendation.for_model(cfg["model_type"], **model_config)
     from hf_recsys.data import build_vocabs
 
@@ -203,7 +271,9 @@ def main() -> None:
     item_cols = model.item_vocab.encode(np.arange(1, num_items + 1))
     history = {"epochs": []}
     (HERE / "results").mkdir(exist_ok=True)
-    partial = HERE / "results" / f"{Path(args.config).stem}{'_smoke' if args.users else ''}.partial.json"
+    name = Path(args.config).stem + ("" if args.text_fusion == "none" else f"_text_{args.text_fusion}")
+    name += ("_smoke" if args.users else "") + (f"_{args.tag}" if args.tag else "")
+    partial = HERE / "results" / f"{name}.partial.json"
     best = {"ndcg": -1.0, "state": None, "epoch": 0}
     clock = {"t": time.perf_counter(), "train": 0.0}
 
@@ -227,7 +297,7 @@ def main() -> None:
         clock["t"] = time.perf_counter()
         return clock["train"] > args.time_budget
 
-    model.fit(splits["train"], show_progress=False, on_epoch_end=on_epoch_end)
+    model.fit(splits["train"], show_progress=False, on_epoch_end=on_epoch_end, **fit_kwargs)
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     with_val = [np.r_[s, v] for s, v in zip(train_seqs, val)]
@@ -253,7 +323,8 @@ def main() -> None:
     info.update(ours=ours, history=history)
     if args.reference_epochs:
         val_seqs = train_seqs
-        ref = reference_run(train_seqs, val_seqs, val, seen, num_items, args.reference_epochs)
+        length = int(model_config.get("max_sequence_length", 200))
+        ref = reference_run(train_seqs, val_seqs, val, seen, num_items, args.reference_epochs, length=length)
         ref_s = float(np.median([r["seconds"] for r in ref]))
         info["reference"] = {"epochs": ref, "seconds_per_epoch_median": ref_s}
         info["epoch_time_ratio_ours_over_reference"] = round(ours["seconds_per_epoch_median"] / ref_s, 3)
@@ -265,10 +336,43 @@ def main() -> None:
     info["wall_seconds"] = round(time.perf_counter() - started_all, 1)
     info["published"] = PUBLISHED
     out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    name = Path(args.config).stem + ("_smoke" if args.users else "")
     (out / f"{name}.json").write_text(json.dumps(info, indent=1, default=str))
+    (out / f"{name}.md").write_text(markdown(info, name))
+    partial.unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, indent=1, default=str))
+
+
+def markdown(info: dict, name: str) -> str:
+    """The result as a short Markdown page: the run, each epoch, the reference and the published table."""
+    o, m = info["ours"], info["machine"]
+    lines = [
+        f"# {name}: ML-1M leave-one-out, full ranking",
+        "",
+        f"{m['date_utc']} UTC, commit {m['commit']}, {m['cpu']} ({m['cores']} cores, AVX512-BF16 {m['avx512_bf16']}, "
+        f"AMX {m['amx']}), torch {m['torch']}, {m['threads']} threads; load {info['load_start']} at start, "
+        f"{info['load_end']} at end (other jobs share the machine). Config `{info['config']}`.",
+        "",
+        f"- ours ({o['model_type']}): {o['epochs_trained']} epochs in {o['train_seconds']} s of training "
+        f"({o['seconds_per_epoch_median']} s/epoch median; stopped by the time budget: "
+        f"{o['stopped_by_time_budget']}); best validation epoch {o['best_validation_epoch']} "
+        f"(val NDCG@10 {o['best_val_ndcg@10']}); **test HR@10 {o['test_hr@10']}, NDCG@10 {o['test_ndcg@10']}**",
+    ]
+    if "reference" in info:
+        r = info["reference"]
+        lines.append(
+            f"- reference plain SASRec+ (Dross code), same run: {r['seconds_per_epoch_median']} s/epoch, val NDCG@10 "
+            f"per epoch {[e['val_ndcg@10'] for e in r['epochs']]}; ratio of s/epoch ours / reference "
+            f"**{info['epoch_time_ratio_ours_over_reference']}**"
+        )
+    lines += ["", "| epoch | s | loss | val HR@10 | val NDCG@10 | load |", "| --- | --- | --- | --- | --- | --- |"]
+    for e in info["history"]["epochs"]:
+        lines.append(
+            f"| {e['epoch']} | {e['seconds']} | {e['loss']} | {e.get('val_hr@10', '')} | {e.get('val_ndcg@10', '')} "
+            f"| {e['load']} |"
+        )
+    lines += ["", "| published (full ranking) | HR@10 | NDCG@10 |", "| --- | --- | --- |"]
+    lines += [f"| {k} | {hr} | {nd} |" for k, (hr, nd) in info["published"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _csr(seqs, model, num_items):

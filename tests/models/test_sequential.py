@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from hf_recsys.models.sequential import (
@@ -100,7 +101,7 @@ def test_masked_training_batch_masks_only_real_items():
     "cls, cfg_cls",
     [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
 )
-@pytest.mark.parametrize("loss", ["full", "sampled"])
+@pytest.mark.parametrize("loss", ["full", "sampled", "gbce"])
 def test_forward_shapes_and_loss(cls, cfg_cls, loss):
     model = cls(cfg_cls(num_items=30, **(TINY | {"loss": loss, "num_negatives": 5})))
     ids = torch.randint(1, 31, (4, 8))
@@ -257,3 +258,111 @@ def test_bf16_and_fp32_training_reach_the_same_quality():
     floor = evaluate_model(untrained, splits["train"], splits["test"], ks=10, metrics=["ndcg"], show_progress=False)
     assert ndcg["fp32"] > 1.25 * floor.summary["ndcg@10"], (ndcg, floor.summary)
     assert abs(ndcg["bf16"] - ndcg["fp32"]) < 0.15 * ndcg["fp32"], ndcg
+
+
+@pytest.mark.parametrize(
+    "cls, cfg_cls",
+    [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
+)
+def test_positions_counted_from_the_first_item_ignore_the_padding(cls, cfg_cls):
+    """positions="items": the state of a history does not depend on how much left padding precedes it (SASRec's
+    right-padded positions); positions="window" (the default, as saved models were trained) does depend on it."""
+    ids = torch.tensor([[0, 0, 0, 0, 3, 7, 5, 9]])
+    states = {}
+    for positions in ("window", "items"):
+        torch.manual_seed(0)
+        model = cls(cfg_cls(num_items=30, **TINY, dropout=0.0, positions=positions)).eval()
+        with torch.no_grad():
+            states[positions] = (model.encode(ids)[0, -1], model.encode(ids[:, 3:])[0, -1])
+    torch.testing.assert_close(*states["items"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(*states["window"], atol=1e-3)
+
+
+def test_scaled_item_embeddings_reach_the_backbone_and_not_the_output():
+    torch.manual_seed(0)
+    model = CausalSequentialRecommender(CausalSequentialConfig(num_items=30, **TINY, scale_item_embeddings=True))
+    seen = {}
+    model.backbone.register_forward_pre_hook(lambda m, a, kw: seen.update(x=kw["inputs_embeds"]), with_kwargs=True)
+    model.eval()
+    ids = torch.tensor([[0, 0, 3, 7, 5, 9, 1, 2]])
+    with torch.no_grad():
+        out = model(input_ids=ids)
+    torch.testing.assert_close(seen["x"], model.item_embeddings.weight[ids] * 16**0.5)
+    torch.testing.assert_close(out.scores, out.user_embeddings @ model.item_embeddings.weight[1:-1].T)
+
+
+def test_models_saved_before_the_sasrec_options_load_with_the_old_behaviour(tmp_path):
+    model = _fitted_tiny()
+    model.save_pretrained(tmp_path)
+    cfg_path = tmp_path / "config.json"
+    import json
+
+    cfg = json.loads(cfg_path.read_text())
+    assert cfg["scale_item_embeddings"] is False and cfg["positions"] == "window"
+    del cfg["scale_item_embeddings"], cfg["positions"]
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = CausalSequentialRecommender.from_pretrained(tmp_path)
+    assert loaded.config.scale_item_embeddings is False and loaded.config.positions == "window"
+    np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
+
+
+def test_sasrec_option_errors_are_named():
+    with pytest.raises(ValueError, match="positions"):
+        CausalSequentialConfig(positions="right")
+    with pytest.raises(ValueError, match="scale_item_embeddings"):
+        CausalSequentialConfig(scale_item_embeddings="yes")
+
+
+@pytest.mark.parametrize("name", ["causal_sequential_ml1m.yaml", "masked_sequential_ml1m.yaml"])
+def test_ml1m_example_configs_build_a_model_that_trains(name):
+    """The ML-1M configs of examples/train (run by benchmarks/sequential/ml1m.py) are valid: one step on a tiny log."""
+    from pathlib import Path
+
+    import yaml
+
+    from hf_recsys import AutoModelForRecommendation
+
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "examples" / "train" / name).read_text())
+    model_config = cfg["model_config"] | {"max_sequence_length": 12, "precision": "fp32"}
+    model = AutoModelForRecommendation.for_model(cfg["model_type"], **model_config)
+    model.fit(tiny_log(), max_steps=1, show_progress=False)
+    assert model.last_training_history.step_losses and np.isfinite(model.last_training_history.step_losses[0])
+
+
+def test_gbce_is_bce_at_t0_weights_the_positive_by_beta_and_skips_accidental_hits():
+    from hf_recsys.models.sequential.modeling_sequential import gbce_loss
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(6, generator=g), torch.randn(6, 4, generator=g)
+    none = torch.zeros(6, 4, dtype=torch.bool)
+    bce = F.binary_cross_entropy_with_logits(torch.cat([pos[:, None], neg], 1), torch.eye(5)[0].expand(6, 5))
+    torch.testing.assert_close(gbce_loss(pos, neg, none, num_items=101, t=0.0), bce)
+    alpha = 4 / 100  # beta = alpha at t = 1: the positive's term scaled by it
+    by_hand = (-alpha * F.logsigmoid(pos).sum() - F.logsigmoid(-neg).sum()) / 30
+    torch.testing.assert_close(gbce_loss(pos, neg, none, num_items=101, t=1.0), by_hand)
+    hits = none.clone()
+    hits[0, 1] = True
+    by_hand = (-F.logsigmoid(pos).sum() - F.logsigmoid(-neg).sum() + F.logsigmoid(-neg[0, 1])) / 30
+    torch.testing.assert_close(gbce_loss(pos, neg, hits, num_items=101, t=0.0), by_hand)
+    with pytest.raises(ValueError, match="gbce_t"):
+        CausalSequentialConfig(loss="gbce", gbce_t=1.5)
+
+
+@pytest.mark.parametrize("loss, negatives", [("gbce", 32), ("sampled", 48)])
+def test_sampled_losses_learn_on_a_generated_log(loss, negatives):
+    """gBCE and the sampled softmax with many negatives (here most of the 60 items) beat the untrained model."""
+    from hf_recsys.data import generate_interactions, leave_last_out
+    from hf_recsys.evaluation import evaluate_model
+
+    log, _ = generate_interactions(num_users=300, num_items=60, num_interactions=6_000, seed=3)
+    splits = leave_last_out(log)
+    cfg = dict(TINY, max_sequence_length=20, hidden_size=32, dropout=0.1, batch_size=32, learning_rate=5e-3)
+    cfg |= {"loss": loss, "num_negatives": negatives, "scale_item_embeddings": True, "positions": "items"}
+    ndcg = {}
+    for name, epochs in (("untrained", 0), ("trained", 10)):
+        torch.manual_seed(0)
+        model = CausalSequentialRecommender(CausalSequentialConfig(**cfg, epochs=max(epochs, 1)))
+        model.fit(splits["train"], show_progress=False, **({} if epochs else {"max_steps": 1}))
+        res = evaluate_model(model, splits["train"], splits["test"], ks=10, metrics=["ndcg"], show_progress=False)
+        ndcg[name] = res.summary["ndcg@10"]
+    assert ndcg["trained"] > 1.25 * ndcg["untrained"], ndcg

@@ -36,16 +36,26 @@ class SequentialConfig(BackboneRecConfig):
             ``gelu_new`` or BERT's ``gelu``; SASRec uses ``relu``).
         loss: ``"full"`` (softmax over every item, computed in chunks of ``loss_chunk_size`` positions so that the
             logits of the whole batch never exist at once) or ``"sampled"`` (softmax over the positive and
-            ``num_negatives`` uniformly sampled items, accidental hits masked).
+            ``num_negatives`` uniformly sampled items, accidental hits masked; with thousands of negatives this is the
+            Dross paper's best SASRec+) or ``"gbce"`` (gSASRec's generalised binary cross-entropy over the positive and
+            ``num_negatives`` sampled negatives, the positive's probability raised to ``beta`` set by ``gbce_t``).
         loss_chunk_size: positions whose full-catalogue logits are computed at once (``None``: as many as fit in
             16M logits).
-        num_negatives: negatives per step for the sampled loss.
+        num_negatives: negatives per step for the sampled and gBCE losses (shared by the batch).
+        gbce_t: calibration of gBCE (Petrov & Macdonald 2023) in [0, 1]: 0 is plain BCE on the sample, 1 calibrates the
+            scores to the full catalogue; the paper's default 0.75.
         softmax_temperature: logits are divided by it.
         item_text_dim: size of the item text embeddings the model can use (0: none). They are given to ``fit``
             as ``item_text_embeddings=(item_ids, matrix)`` or with ``set_item_text_embeddings``.
         text_fusion: ``"none"``; ``"add"`` (item embedding = id embedding + a trained projection of the text
             embedding, so items with few interactions borrow from their text) or ``"init"`` (id embeddings start
             from the text embeddings' principal components).
+        scale_item_embeddings: multiply the item embeddings the backbone reads by ``sqrt(hidden_size)`` (SASRec
+            does; the output layer keeps the unscaled table). Without it the current item's identity (std 0.02) is
+            small next to the first attention block's output, and the model learns much less per epoch.
+        positions: ``"window"`` (position ids are the index in the left-padded window, so the first item's position
+            depends on the history length) or ``"items"`` (counted from the window's first item, as SASRec's
+            right-padded code does).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
         epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
@@ -72,6 +82,9 @@ class SequentialConfig(BackboneRecConfig):
         attention_dropout: float | None = None,
         loss_chunk_size: int | None = None,
         hidden_act: str | None = None,
+        scale_item_embeddings: bool = False,
+        positions: str = "window",
+        gbce_t: float = 0.75,
         **kwargs,
     ):
         set_training_options(self, SEQUENTIAL_TRAINING_DEFAULTS, kwargs)
@@ -95,9 +108,18 @@ class SequentialConfig(BackboneRecConfig):
         self.loss_chunk_size = None if loss_chunk_size is None else int(loss_chunk_size)
         self.hidden_act = hidden_act
         check_positive(self, "item_text_dim", item_text_dim, allow_zero=True)
-        check_choice(self, "loss", loss, ("full", "sampled"))
+        check_choice(self, "loss", loss, ("full", "sampled", "gbce"))
+        if not 0.0 <= gbce_t <= 1.0:
+            raise ValueError(f"{type(self).__name__}: gbce_t must be in [0, 1], got {gbce_t!r}.")
+        self.gbce_t = float(gbce_t)
         check_choice(self, "text_fusion", text_fusion, ("none", "add", "init"))
         check_choice(self, "train_windows", train_windows, ("last", "random"))
+        check_choice(self, "positions", positions, ("window", "items"))
+        if not isinstance(scale_item_embeddings, bool):
+            raise ValueError(
+                f"{type(self).__name__}: scale_item_embeddings must be true or false, got {scale_item_embeddings!r}."
+            )
+        self.scale_item_embeddings, self.positions = scale_item_embeddings, positions
         if text_fusion != "none" and not item_text_dim:
             raise ValueError(f"{type(self).__name__}: text_fusion={text_fusion!r} needs item_text_dim > 0.")
         self.max_sequence_length, self.hidden_size, self.num_layers = (

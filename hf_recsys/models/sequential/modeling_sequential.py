@@ -50,6 +50,26 @@ def gather_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, leng
     return np.where(pos >= starts[:, None], items[np.clip(pos, 0, len(items) - 1)] + 1, 0)
 
 
+def gbce_loss(pos: torch.Tensor, neg: torch.Tensor, hits: torch.Tensor, num_items: int, t: float) -> torch.Tensor:
+    """gSASRec's generalised binary cross-entropy (Petrov & Macdonald, RecSys 2023).
+
+    Args:
+        pos: ``(n,)`` logits of the positives.
+        neg: ``(n, k)`` logits of ``k`` uniformly sampled negatives.
+        hits: ``(n, k)`` true where a negative is the positive itself (left out of the loss).
+        num_items: catalogue size (the sampling rate is ``k / (num_items - 1)``).
+        t: calibration in [0, 1]; ``beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)``, 1 at ``t = 0`` (plain BCE).
+
+    Returns:
+        The mean over the ``n * (1 + k)`` binary terms, the positives' weighted by ``beta``.
+    """
+    alpha = neg.shape[1] / max(num_items - 1, 1)
+    beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+    pos_term = -beta * F.logsigmoid(pos.float())
+    neg_term = -F.logsigmoid(-neg.float()).masked_fill(hits, 0.0).sum(1)
+    return (pos_term + neg_term).sum() / (pos.numel() + neg.numel())
+
+
 class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
     """Shared machinery of the sequential recommenders: item tables, text fusion, training and scoring."""
 
@@ -165,7 +185,12 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
             attention_mask = (input_ids != 0).long()
             attention_mask[:, -1] = 1  # an empty history still yields a finite state
         x = F.embedding(input_ids, table, padding_idx=0)
-        return self.backbone(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state
+        if self.config.scale_item_embeddings:
+            x = x * self.hidden_size**0.5
+        extra = {}
+        if self.config.positions == "items":
+            extra["position_ids"] = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+        return self.backbone(inputs_embeds=x, attention_mask=attention_mask, **extra).last_hidden_state
 
     def forward(
         self,
@@ -203,11 +228,15 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         if self.config.loss == "full":
             chunk = self.config.loss_chunk_size or max(1, (1 << 24) // max(len(items), 1))
             return chunked_cross_entropy(states, items, target, self.head.temperature, chunk)
-        # sampled softmax: each state's positive against negatives shared by the batch, accidental hits masked
+        # each state's positive against negatives shared by the batch, accidental hits masked
         negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
-        pos = (states * items[target]).sum(-1, keepdim=True)
-        scores = torch.cat([pos, self.head.score(states, items[negs])], dim=1) / self.head.temperature
-        hits = torch.cat([torch.zeros_like(pos, dtype=torch.bool), target.unsqueeze(1) == negs.unsqueeze(0)], dim=1)
+        pos = (states * items[target]).sum(-1, keepdim=True) / self.head.temperature
+        neg = self.head.score(states, items[negs]) / self.head.temperature
+        hits = target.unsqueeze(1) == negs.unsqueeze(0)
+        if self.config.loss == "gbce":
+            return gbce_loss(pos.squeeze(1), neg, hits, len(items), self.config.gbce_t)
+        scores = torch.cat([pos, neg], dim=1)
+        hits = torch.cat([torch.zeros_like(pos, dtype=torch.bool), hits], dim=1)
         return self.head.loss(scores, torch.zeros_like(target), mask=hits)
 
     # ------------------------------------------------------------------ batches
@@ -372,5 +401,6 @@ __all__ = [
     "MaskedSequentialRecommender",
     "SequentialRecPreTrainedModel",
     "gather_windows",
+    "gbce_loss",
     "sequences_from_interactions",
 ]
