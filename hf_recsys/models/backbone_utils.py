@@ -36,6 +36,11 @@ DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
 }
 
 
+#: the module list holding the layers, where it sits at the top of the backbone (peft's default pattern needs a
+#: prefix before it, so ``lora_layers`` would match nothing)
+LORA_LAYERS_PATTERN: dict[str, str] = {"gpt2": "h", "llama": "layers"}
+
+
 class BackboneRecConfig(RecConfig):
     """Options every backbone recommender shares (subclasses add their own and set ``model_type``).
 
@@ -123,6 +128,7 @@ def prepare_backbone(backbone: nn.Module, config: BackboneRecConfig) -> nn.Modul
         lora_dropout=config.lora_dropout,
         target_modules=lora_targets(config, backbone.config.model_type),
         layers_to_transform=config.lora_layers,
+        layers_pattern=LORA_LAYERS_PATTERN.get(backbone.config.model_type) if config.lora_layers else None,
         bias="none",
         fan_in_fan_out=backbone.config.model_type == "gpt2",  # GPT-2 stores its linear layers as Conv1D
     )
