@@ -94,17 +94,19 @@ class BackboneRecConfig(RecConfig):
         super().__init__(**kwargs)
 
 
-def build_backbone(config: BackboneRecConfig, **overrides: Any) -> nn.Module:
-    """The backbone ``AutoModel`` of a config: pretrained from ``backbone_name_or_path``, else randomly initialised
-    from ``backbone_config`` (``overrides`` update that dict)."""
+def build_backbone(config: BackboneRecConfig, auto_class: Any = None, **overrides: Any) -> nn.Module:
+    """The backbone of a config: pretrained from ``backbone_name_or_path``, else randomly initialised from
+    ``backbone_config`` (``overrides`` update that dict). ``auto_class`` is the transformers Auto class to build
+    (default ``AutoModel``; e.g. ``AutoModelForCausalLM`` for a model that reads the LM head's logits)."""
     from transformers import AutoConfig, AutoModel
 
+    auto_class = auto_class or AutoModel
     if config.backbone_name_or_path is not None:
-        return AutoModel.from_pretrained(config.backbone_name_or_path)
+        return auto_class.from_pretrained(config.backbone_name_or_path)
     if config.backbone_config is None:
         raise ValueError(f"{type(config).__name__} names no backbone: set backbone_name_or_path or backbone_config.")
     cfg = dict(config.backbone_config) | overrides
-    return AutoModel.from_config(AutoConfig.for_model(**cfg))
+    return auto_class.from_config(AutoConfig.for_model(**cfg))
 
 
 def lora_targets(config: BackboneRecConfig, backbone_type: str) -> list[str] | str:
