@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM
 
 from hf_recsys import AutoModelForRecommendation, MostPopularConfig, MostPopularModel
 from hf_recsys.models.llm_reranker import LLMReranker, LLMRerankerConfig
@@ -27,27 +27,6 @@ def _one_torch_thread():
 def _titles(log):
     ids = sorted(log.item_id.unique())
     return ids, [f"{'comedy' if (i // 10) % 2 else 'drama'} film {i}" for i in ids]
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    """A tiny 'pretrained' Llama causal LM with a word-level tokenizer over the prompts' words."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    folder = tmp_path_factory.mktemp("tiny_lm")
-    words = "The user watched nothing yet Would enjoy Answer Yes or No comedy drama film".split()
-    words += [str(i) for i in range(300)] + list(":.;?\n")
-    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>").save_pretrained(folder)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-        vocab_size=len(vocab), max_position_embeddings=256, pad_token_id=0, bos_token_id=None, eos_token_id=None,
-    )  # fmt: skip
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    return str(folder)
 
 
 def _reranker(first, path, **kw):

@@ -2,6 +2,7 @@
 encoder built on them. The LLM model families live in ``hf_recsys.models.llm_sequential`` and
 ``hf_recsys.models.llm_reranker``."""
 
-from .pretrained import SMOLLM2_GGUF, smollm2_path
+from .encoder import encode_item_texts
+from .pretrained import SMOLLM2_GGUF, cache_root, smollm2_path
 
-__all__ = ["SMOLLM2_GGUF", "smollm2_path"]
+__all__ = ["SMOLLM2_GGUF", "cache_root", "encode_item_texts", "smollm2_path"]
