@@ -20,6 +20,8 @@ def test_mean_and_last_pooling_shapes_and_cache(tiny_lm, tmp_path, monkeypatch):
     alone = encode_item_texts(texts[1:2], tiny_lm, cache_dir=tmp_path / "b", show_progress=False)
     np.testing.assert_allclose(alone[0], mean[1], rtol=1e-4, atol=1e-5)
     assert len(list(tmp_path.glob("*.npy"))) == 2
+    first = encode_item_texts(texts, tiny_lm, num_layers=1, cache_dir=tmp_path, show_progress=False)
+    assert first.shape == (3, 32) and not np.allclose(first, mean)
 
     def no_model(*a, **k):
         raise AssertionError("the cache was not used")

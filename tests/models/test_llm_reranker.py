@@ -59,6 +59,14 @@ def test_reranks_first_stage_candidates_trains_adapter_only_and_roundtrips(tiny_
         fs = first.score([u], list(row))[0]
         assert (np.diff(fs[6:]) <= 0).all() and fs[6:].max() <= fs[:6].min()
 
+    log = tiny_log()
+    part = type(model).from_first_stage(first, backbone_name_or_path=tiny_lm, num_candidates=6, history_length=3)
+    part.fit(log[log.user_id.isin(["u1", "u3"])], item_texts=_titles(log), show_progress=False)
+    assert (part.user_history[part.user_vocab.encode(["u2"])] == -1).all()
+    part.update_histories(log)
+    np.testing.assert_array_equal(part.user_history.numpy(), model.user_history.numpy())
+    assert (part.seen_items != model.seen_items).nnz == 0
+
     model.save_pretrained(tmp_path)
     names = set(os.listdir(tmp_path))
     assert {"first_stage", "item_texts.json", "adapter_model.safetensors", "adapter_config.json"} <= names

@@ -245,6 +245,19 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
 
         return TrainingExamples(len(users) * per_user, collate, unit="prompt")
 
+    def update_histories(self, data) -> None:
+        """Replace the histories the prompts name for known users, and the seen items, with those of ``data`` (a
+        log in the model's vocabularies), without training: e.g. to score a test period after the re-ranker was
+        tuned on a subset of the users."""
+        from ...data.views import encode_interactions
+
+        inter = encode_interactions(data, self.user_vocab, self.item_vocab, unknown_items="drop")
+        indptr, items = sequences_from_interactions(inter)
+        self.user_history = torch.as_tensor(
+            gather_windows(items, indptr[:-1], indptr[1:], self.config.history_length) - 1, device=self.device
+        )
+        self.seen_items = inter.to_csr("binary")
+
     @torch.no_grad()
     def _negative_pool(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), num_candidates)`` item indices: each user's best unseen items by the first stage."""
