@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoModel, LlamaConfig, LlamaModel
 
 from hf_recsys import AutoModelForRecommendation
+from hf_recsys.hub import build_model_card
 from hf_recsys.models.llm_sequential import LLMSequentialConfig, LLMSequentialRecommender
 from hf_recsys.testing_utils import RecommenderContractTests, tiny_log
 
@@ -85,6 +86,8 @@ def test_tiny_llama_trains_adapter_and_head_and_roundtrips(tiny_llama, tmp_path)
     _check_trains_adapter_and_head_only(model, tiny_log(), epochs=2, learning_rate=1e-2)
     assert model.llm_hidden_size == 32 and model.item_embeddings.embedding_dim == 16
     loaded, expected = _check_roundtrip_and_peft(model, str(tmp_path), AutoModel, tiny_llama)
+    card = str(build_model_card(model, base_model="HuggingFaceTB/SmolLM2-135M-Instruct"))
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "adapter_config.json" in card
     merged = loaded.merge_adapter()
     np.testing.assert_allclose(merged.recommend(["u1", "u2", "u7"], k=5)[1], expected[1], rtol=1e-4, atol=1e-5)
 
