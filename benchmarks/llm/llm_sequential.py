@@ -25,6 +25,7 @@ import torch
 from llm_common import git_commit, load_note, machine_note, peak_rss_mb, split_with_eval_users, write_result
 
 from hf_recsys import AutoModelForRecommendation
+from hf_recsys.data.views import build_vocabs
 from hf_recsys.evaluation import evaluate_model
 from hf_recsys.models.llm import smollm2_path
 from hf_recsys.models.llm_sequential import LLMSequentialConfig, LLMSequentialRecommender
@@ -63,6 +64,75 @@ def fit_with_validation(model, train, val, epochs, every, fit_kwargs, label, his
     return curve, train_s
 
 
+def ease_phase(args, train, val, test, final_train, out, name):
+    # EASE, l2 chosen on validation
+    t = time.time()
+    val_rows = []
+    for l2 in args.ease_l2 if len(args.ease_l2) > 1 else []:
+        m = AutoModelForRecommendation.for_model("ease", l2=l2).fit(train, show_progress=False)
+        val_rows.append({"l2": l2, **evaluate(m, train, val)})
+    best = max(val_rows, key=lambda r: r["ndcg@10"]) if val_rows else {"l2": args.ease_l2[0]}
+    ease = AutoModelForRecommendation.for_model("ease", l2=best["l2"]).fit(final_train, show_progress=False)
+    chosen = f"l2={best['l2']:g}" + ("" if val_rows else " (the backbone benchmark's validation choice)")
+    out["rows"].append({"model": "EASE", "chosen": chosen, "validation": val_rows,
+                        "test": evaluate(ease, final_train, test), "train_s": time.time() - t})  # fmt: skip
+    print(out["rows"][-1], flush=True)
+    write_result(name, out, "")
+
+
+def gpt_phase(args, train, val, test, final_train, out, name, user_vocab, item_vocab):
+    # GPT-2 from scratch (the backbone benchmark's best setting: lr 2e-3, batch 32)
+    torch.manual_seed(0)
+    gpt_cfg = {"max_sequence_length": 50, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.2}
+    gpt = CausalSequentialRecommender(CausalSequentialConfig(**gpt_cfg))
+    fit_kw = {"learning_rate": 2e-3, "batch_size": 32, "user_vocab": user_vocab, "item_vocab": item_vocab}
+    curve, train_s = fit_with_validation(gpt, train, val, args.gpt_epochs, args.gpt_eval_every, fit_kw, "gpt2")
+    gpt.update_histories(final_train)
+    trainable, total = gpt.num_parameters_by_trainability()
+    best_epoch = max(curve, key=lambda c: c["ndcg@10"])["epoch"]
+    out["rows"].append({"model": "causal_sequential (GPT-2 from scratch, 2x64)", "chosen": f"{best_epoch} epochs",
+                        "curve": curve, "test": evaluate(gpt, final_train, test), "train_s": train_s,
+                        "s_per_epoch": train_s / args.gpt_epochs, "trainable": trainable, "total": total})  # fmt: skip
+    print(out["rows"][-1], flush=True)
+    write_result(name, out, "")
+    return gpt
+
+
+def llm_phase(args, train, val, test, final_train, out, name, gpt, user_vocab, item_vocab):
+    # SmolLM2 + LoRA
+    torch.manual_seed(0)
+    cfg = LLMSequentialConfig(
+        backbone_name_or_path=smollm2_path(), item_embedding_dim=64, max_sequence_length=args.llm_max_len,
+        lora_r=args.lora_r, lora_alpha=2 * args.lora_r, precision=args.precision,
+        num_users=len(user_vocab), num_items=len(item_vocab),
+    )  # fmt: skip
+    llm = LLMSequentialRecommender(cfg)
+    if gpt is not None:
+        with torch.no_grad():
+            llm.item_embeddings.weight.copy_(gpt.item_embeddings.weight)
+    fit_kw = {"learning_rate": args.llm_lr, "batch_size": args.llm_batch_size,
+              "user_vocab": user_vocab, "item_vocab": item_vocab}  # fmt: skip
+    llm_train = train
+    if args.llm_train_users:
+        users = np.random.default_rng(1).choice(np.sort(train.user_id.unique()), args.llm_train_users, replace=False)
+        llm_train = train[train.user_id.isin(users)]
+    curve, train_s = fit_with_validation(llm, llm_train, val, args.llm_epochs, 1, fit_kw, "llm", history_log=train)
+    llm.update_histories(final_train)
+    t = time.time()
+    test_metrics = evaluate(llm, final_train, test)
+    infer_s = time.time() - t
+    trainable, total = llm.num_parameters_by_trainability()
+    init = "GPT-2's item embeddings (E4SRec)" if gpt is not None else "random item embeddings"
+    out["rows"].append({"model": f"llm_sequential (SmolLM2-135M + LoRA r={args.lora_r}, {init})",
+                        "chosen": f"{args.llm_epochs} epoch(s), best on validation: "
+                                  f"{max(curve, key=lambda c: c['ndcg@10'])['epoch']}",
+                        "curve": curve, "test": test_metrics, "train_s": train_s,
+                        "s_per_epoch": train_s / args.llm_epochs, "trainable": trainable, "total": total,
+                        "test_inference_s": infer_s, "peak_rss_mb": peak_rss_mb()})  # fmt: skip
+    print(out["rows"][-1], flush=True)
+    write_result(name, out, "")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--eval-users", type=int, default=200)
@@ -76,7 +146,9 @@ def main():
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--no-e4srec-init", action="store_true")
+    ap.add_argument("--llm-first", action="store_true", help="run llm_sequential first, random item embeddings")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ease-l2", type=float, nargs="+", default=[50.0, 250.0], help="EASE l2 values to tune over")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.time()
@@ -84,65 +156,15 @@ def main():
     out = {"args": vars(args), "n_eval_users": int(test.user_id.nunique()), "rows": []}
     name = "llm_sequential"
 
-    # EASE, l2 chosen on validation
-    t = time.time()
-    val_rows = []
-    for l2 in (50.0, 250.0):
-        m = AutoModelForRecommendation.for_model("ease", l2=l2).fit(train, show_progress=False)
-        val_rows.append({"l2": l2, **evaluate(m, train, val)})
-    best = max(val_rows, key=lambda r: r["ndcg@10"])
-    ease = AutoModelForRecommendation.for_model("ease", l2=best["l2"]).fit(final_train, show_progress=False)
-    out["rows"].append({"model": "EASE", "chosen": f"l2={best['l2']:g}", "validation": val_rows,
-                        "test": evaluate(ease, final_train, test), "train_s": time.time() - t})  # fmt: skip
-    print(out["rows"][-1], flush=True)
-    write_result(name, out, "")
-
-    # GPT-2 from scratch (the backbone benchmark's best setting: lr 2e-3, batch 32)
-    torch.manual_seed(0)
-    gpt_cfg = {"max_sequence_length": 50, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.2}
-    gpt = CausalSequentialRecommender(CausalSequentialConfig(**gpt_cfg))
-    fit_kw = {"learning_rate": 2e-3, "batch_size": 32}
-    curve, train_s = fit_with_validation(gpt, train, val, args.gpt_epochs, args.gpt_eval_every, fit_kw, "gpt2")
-    gpt.update_histories(final_train)
-    trainable, total = gpt.num_parameters_by_trainability()
-    best_epoch = max(curve, key=lambda c: c["ndcg@10"])["epoch"]
-    out["rows"].append({"model": "causal_sequential (GPT-2 from scratch, 2x64)", "chosen": f"{best_epoch} epochs",
-                        "curve": curve, "test": evaluate(gpt, final_train, test), "train_s": train_s,
-                        "s_per_epoch": train_s / args.gpt_epochs, "trainable": trainable, "total": total})  # fmt: skip
-    print(out["rows"][-1], flush=True)
-    write_result(name, out, "")
-
-    # SmolLM2 + LoRA
-    torch.manual_seed(0)
-    cfg = LLMSequentialConfig(
-        backbone_name_or_path=smollm2_path(), item_embedding_dim=64, max_sequence_length=args.llm_max_len,
-        lora_r=args.lora_r, lora_alpha=2 * args.lora_r, precision=args.precision,
-        num_users=gpt.config.num_users, num_items=gpt.config.num_items,
-    )  # fmt: skip
-    llm = LLMSequentialRecommender(cfg)
-    if not args.no_e4srec_init:
-        with torch.no_grad():
-            llm.item_embeddings.weight.copy_(gpt.item_embeddings.weight)
-    fit_kw = {"learning_rate": args.llm_lr, "batch_size": args.llm_batch_size,
-              "user_vocab": gpt.user_vocab, "item_vocab": gpt.item_vocab}  # fmt: skip
-    llm_train = train
-    if args.llm_train_users:
-        users = np.random.default_rng(1).choice(np.sort(train.user_id.unique()), args.llm_train_users, replace=False)
-        llm_train = train[train.user_id.isin(users)]
-    curve, train_s = fit_with_validation(llm, llm_train, val, args.llm_epochs, 1, fit_kw, "llm", history_log=train)
-    llm.update_histories(final_train)
-    t = time.time()
-    test_metrics = evaluate(llm, final_train, test)
-    infer_s = time.time() - t
-    trainable, total = llm.num_parameters_by_trainability()
-    init = "GPT-2's item embeddings (E4SRec)" if not args.no_e4srec_init else "random item embeddings"
-    out["rows"].append({"model": f"llm_sequential (SmolLM2-135M + LoRA r={args.lora_r}, {init})",
-                        "chosen": f"{args.llm_epochs} epoch(s), best on validation: "
-                                  f"{max(curve, key=lambda c: c['ndcg@10'])['epoch']}",
-                        "curve": curve, "test": test_metrics, "train_s": train_s,
-                        "s_per_epoch": train_s / args.llm_epochs, "trainable": trainable, "total": total,
-                        "test_inference_s": infer_s, "peak_rss_mb": peak_rss_mb()})  # fmt: skip
-    print(out["rows"][-1], flush=True)
+    user_vocab, item_vocab = build_vocabs(train)
+    gpt = None
+    if args.llm_first:  # the LLM row first (random item embeddings), so that a short run still records it
+        llm_phase(args, train, val, test, final_train, out, name, None, user_vocab, item_vocab)
+    ease_phase(args, train, val, test, final_train, out, name)
+    gpt = gpt_phase(args, train, val, test, final_train, out, name, user_vocab, item_vocab)
+    if not args.llm_first:
+        llm_phase(args, train, val, test, final_train, out, name, None if args.no_e4srec_init else gpt,
+                  user_vocab, item_vocab)  # fmt: skip
     out["wall_s"] = time.time() - t_start
     out["load_end"] = load_note()
     out["machine"], out["commit"] = machine_note(), git_commit()
@@ -169,7 +191,7 @@ def markdown(out) -> str:
             f"| {r['model']} | {r['chosen']} | {r['test']['hr@10']:.4f} | {r['test']['ndcg@10']:.4f} | "
             f"{r['train_s']:.0f} | {spe} | {params} |"
         )
-    llm = out["rows"][-1]
+    llm = next(r for r in out["rows"] if r["model"].startswith("llm_sequential"))
     lines += [
         "",
         f"llm_sequential: test full-ranking inference {llm['test_inference_s']:.0f} s for {out['n_eval_users']} "
