@@ -48,13 +48,14 @@ def main():
     ap.add_argument("--lora-last-layers", type=int, default=4, help="LoRA on the last N of the 30 layers")
     ap.add_argument("--zero-shot", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="reranker", help="result file name")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.time()
     train, _, test, final_train, items = split_with_eval_users(args.eval_users)
     eval_users = set(test.user_id)
     out = {"args": vars(args), "n_eval_users": len(eval_users), "rows": []}
-    name = "reranker"
+    name = args.name
 
     ease = AutoModelForRecommendation.for_model("ease", l2=50.0).fit(final_train, show_progress=False)
     out["rows"].append({"model": "EASE (l2=50) alone", **evaluate(ease, final_train, test)})
@@ -127,7 +128,7 @@ def markdown(out) -> str:
         f"{out['wall_s']:.0f} s.",
         "",
         "Command: `nice -n 10 .venv/bin/python benchmarks/llm/reranker.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items() if not isinstance(v, bool))
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items() if not isinstance(v, bool) and k != "name")
         + (" --zero-shot" if a["zero_shot"] else "")
         + "`",
         "",
