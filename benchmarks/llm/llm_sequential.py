@@ -203,7 +203,12 @@ def markdown(out) -> str:
         f"wall time {out['wall_s']:.0f} s.",
         "",
         "Command: `nice -n 10 .venv/bin/python benchmarks/llm/llm_sequential.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items() if not isinstance(v, bool))
+        + " ".join(
+            f"--{k.replace('_', '-')}"
+            + ("" if isinstance(v, bool) else " " + (" ".join(f"{x:g}" for x in v) if isinstance(v, list) else f"{v}"))
+            for k, v in a.items()
+            if v is not False
+        )
         + "`",
         "",
     ]
