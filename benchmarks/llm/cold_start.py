@@ -168,8 +168,8 @@ def markdown(out) -> str:
         lines += [
             "",
             f"SmolLM2 / MiniLM: zero-shot Recall@20 {b['zero_shot'][0] / max(a['zero_shot'][0], 1e-12):.2f}x, "
-            f"two-tower Recall@20 {b['two_tower'][0] / max(a['two_tower'][0], 1e-12):.2f}x (encode s: MiniLM's "
-            "features may come from the disk cache of an earlier run, 0 s).",
+            f"two-tower Recall@20 {b['two_tower'][0] / max(a['two_tower'][0], 1e-12):.2f}x (nan: not run). An encode "
+            "time of 0 s means the features came from the disk cache of an earlier run.",
         ]
     lines += [
         "",
