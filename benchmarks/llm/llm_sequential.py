@@ -146,6 +146,7 @@ def main():
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--no-e4srec-init", action="store_true")
+    ap.add_argument("--name", default="llm_sequential", help="result file name")
     ap.add_argument("--llm-first", action="store_true", help="run llm_sequential first, random item embeddings")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ease-l2", type=float, nargs="+", default=[50.0, 250.0], help="EASE l2 values to tune over")
@@ -154,7 +155,7 @@ def main():
     t_start = time.time()
     train, val, test, final_train, _ = split_with_eval_users(args.eval_users)
     out = {"args": vars(args), "n_eval_users": int(test.user_id.nunique()), "rows": []}
-    name = "llm_sequential"
+    name = args.name
 
     user_vocab, item_vocab = build_vocabs(train)
     gpt = None
@@ -207,7 +208,7 @@ def markdown(out) -> str:
             f"--{k.replace('_', '-')}"
             + ("" if isinstance(v, bool) else " " + (" ".join(f"{x:g}" for x in v) if isinstance(v, list) else f"{v}"))
             for k, v in a.items()
-            if v is not False
+            if v is not False and k != "name"
         )
         + "`",
         "",
