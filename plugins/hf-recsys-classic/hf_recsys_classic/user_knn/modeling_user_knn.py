@@ -50,11 +50,11 @@ class UserKNNModel(UserKNNPreTrainedModel):
         return weight_rows(x, cfg.weighting, cfg.bm25_k1, cfg.bm25_b, ref=ref)
 
     def _fit(
-        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = 1, **kwargs
+        self, interactions: Interactions, show_progress: bool = True, num_threads: int | None = None, **kwargs
     ) -> None:
-        """Build the pruned similarities with ``num_threads`` torch threads (``None``: torch's setting). One
-        thread is the default: with two, the product threads and ``torch.topk`` ran 1.6x slower on the shared
-        2-core machine of ``benchmarks/classic/speed_bpr_knn.md``."""
+        """Build the pruned similarities with ``num_threads`` torch threads (``None``: torch's setting, all cores).
+        On an idle 2-core machine two threads took 0.6x the time of one; on a contended one they took 1.6x, so
+        ``num_threads=1`` is the choice when other jobs share the cores (``benchmarks/classic/speed_bpr_knn.md``)."""
         weighted = self._weighted(interactions.to_csr("binary"))
         with torch_threads(num_threads):
             idx, val = knn_prune(
