@@ -65,11 +65,13 @@ def test_a_gpu_replica_without_a_gpu_says_so(tmp_path):
     import torch
 
     from hf_recsys.integrations.ray import _Scorer
+    from hf_recsys.training.engine import torch_threads
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: the refusal cannot be shown here")
     AutoModelForRecommendation.for_model("ease", l2=10.0).fit(tiny_log()).save_pretrained(tmp_path / "model")
-    with pytest.raises(RuntimeError, match="no CUDA device"):
-        _Scorer(str(tmp_path / "model"), 5, True, None, 1, gpu=True)
-    cpu = _Scorer(str(tmp_path / "model"), 5, True, None, 1)
-    assert cpu({"user_id": np.array(["u1", "u2"])})["item_id"].shape == (10,)
+    with torch_threads(torch.get_num_threads()):  # a replica sets the process's torch threads (an actor's own)
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            _Scorer(str(tmp_path / "model"), 5, True, None, 1, gpu=True)
+        cpu = _Scorer(str(tmp_path / "model"), 5, True, None, 1)
+        assert cpu({"user_id": np.array(["u1", "u2"])})["item_id"].shape == (10,)
