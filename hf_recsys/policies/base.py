@@ -225,13 +225,18 @@ class Policy:
             ``(propensity, cascade_propensity)``, each ``(n, k)``: the item-position marginals and the
             probabilities of each slate prefix (see :class:`Slates`).
         """
+        users, idx = self._slates_of(users, items)
+        return self._batched(lambda b, i: self._propensities_idx(b, i, drawn=False), users, idx)
+
+    def _slates_of(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Users as an array and their shown items as ``(n, k)`` candidate indices (one slate per user)."""
         users = _as_users(users)
         idx = self._item_index(items)
         if idx.ndim == 1:
             idx = idx[:, None]
         if idx.shape[0] != len(users):
             raise ValueError(f"items has {idx.shape[0]} slates but {len(users)} users were given.")
-        return self._batched(lambda b, i: self._propensities_idx(b, i, drawn=False), users, idx)
+        return users, idx
 
     def action_probabilities(self, users: Any) -> np.ndarray:
         """``(n, num_items)`` probability of each candidate being shown first (the action distribution at k=1)."""
@@ -248,12 +253,7 @@ class Policy:
         Returns:
             The policy itself.
         """
-        users = _as_users(users)
-        idx = self._item_index(items)
-        if idx.ndim == 1:
-            idx = idx[:, None]
-        if idx.shape[0] != len(users):
-            raise ValueError(f"items has {idx.shape[0]} slates but {len(users)} users were given.")
+        users, idx = self._slates_of(users, items)
         r = check_rewards(rewards, idx.shape, *self._reward_range)
         if not self.learns:
             raise NotImplementedError(

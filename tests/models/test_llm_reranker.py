@@ -15,13 +15,7 @@ from hf_recsys.models.llm_reranker.modeling_llm_reranker import OUTSIDE_OFFSET
 from hf_recsys.models.sequential import CausalSequentialConfig, CausalSequentialRecommender
 from hf_recsys.testing_utils import tiny_log
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _titles(log):

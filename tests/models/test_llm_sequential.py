@@ -17,12 +17,7 @@ from hf_recsys.testing_utils import RecommenderContractTests, tiny_log
 TINY = {"max_sequence_length": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "item_embedding_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestLLMSequentialContract(RecommenderContractTests):

@@ -16,13 +16,7 @@ from hf_recsys.models.two_tower import TwoTowerConfig, TwoTowerModel
 from hf_recsys.serialization import write_config_manifest
 from hf_recsys.testing_utils import tiny_log
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,7 @@ from hf_recsys.models.sequential import (
 from hf_recsys.models.sequential.modeling_sequential import gather_windows, sequences_from_interactions
 from hf_recsys.testing_utils import RecommenderContractTests, tiny_log
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on two contended ones (the test machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"max_sequence_length": 8, "hidden_size": 16, "num_heads": 2, "num_layers": 1}

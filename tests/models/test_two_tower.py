@@ -22,13 +22,7 @@ TINY_VIT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small models run far faster on one thread than on two contended ones (the test machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(item_ids, seed=0):
