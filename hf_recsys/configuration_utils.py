@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import difflib
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from transformers import PreTrainedConfig
+
+# set while a config is rebuilt from a saved dict: a saved config.json may hold keys this version does not know
+_REBUILDING = contextvars.ContextVar("hf_recsys_config_rebuilding", default=False)
+
+
+# what a fitted model records in its config besides its options (a config copied from another one carries them)
+_STATE_KEYS = frozenset({"fitted_log", "retrieval_index"})
+
+
+@contextlib.contextmanager
+def _rebuilding() -> Iterator[None]:
+    token = _REBUILDING.set(True)
+    try:
+        yield
+    finally:
+        _REBUILDING.reset(token)
 
 
 class RecConfig(PreTrainedConfig):
@@ -38,12 +56,21 @@ class RecConfig(PreTrainedConfig):
     training_args: dict | None = None
 
     def __post_init__(self, **kwargs):
+        if not _REBUILDING.get():
+            # a misspelt option given to the constructor would otherwise be kept as a silent attribute
+            check_config_kwargs(type(self), {k: v for k, v in kwargs.items() if k not in _STATE_KEYS})
         for name in ("num_users", "num_items"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{type(self).__name__}: {name} must be a non-negative int, got {value!r}.")
         self.dataset_info = dict(self.dataset_info or {})
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs):
+        """Rebuild a config from a saved dict; unlike the constructor, keys this version does not know are kept."""
+        with _rebuilding():
+            return super().from_dict(config_dict, **kwargs)
 
 
 def check_choice(cfg: RecConfig, name: str, value: object, choices: tuple) -> None:

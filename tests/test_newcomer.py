@@ -53,6 +53,24 @@ def test_for_model_refuses_a_typo_with_a_suggestion():
         AutoModelForRecommendation.for_model("als", factorz=8)
 
 
+def test_a_directly_built_config_refuses_a_typo_too():
+    from hf_recsys_classic.als.configuration_als import ALSConfig
+
+    with pytest.raises(ValueError, match=r"ALSConfig has no option 'random_state'"):
+        ALSConfig(random_state=3)  # before: kept as a silent attribute, the seed left at 0
+    assert ALSConfig(seed=3).seed == 3
+
+
+def test_a_saved_config_with_a_key_this_version_does_not_know_still_loads(tmp_path):
+    import json
+
+    AutoRecConfig.for_model("most_popular", weighting="users").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "option_of_a_newer_version": 1}))
+    config = AutoRecConfig.from_pretrained(tmp_path)
+    assert config.weighting == "users" and config.option_of_a_newer_version == 1
+
+
 def test_transformers_keys_and_saved_configs_still_load(tmp_path):
     model = AutoModelForRecommendation.for_model("most_popular", weighting="users", name_or_path="x", dtype="float32")
     model.config.save_pretrained(tmp_path)

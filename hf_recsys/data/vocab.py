@@ -152,7 +152,8 @@ class IdVocab:
 
     def extend(self, values: Iterable[Any]) -> IdVocab:
         """A new vocabulary with the unseen ``values`` appended (existing indices keep their meaning)."""
-        arr = _as_arrow(list(values) if not isinstance(values, (np.ndarray, pa.Array)) else values)
+        arrow_like = (np.ndarray, pa.Array, pa.ChunkedArray)
+        arr = _as_arrow(values if isinstance(values, arrow_like) else list(values))
         new = pc.unique(pc.filter(arr, pc.invert(pc.is_in(arr, value_set=self._ids))))
         return IdVocab(pa.concat_arrays([self._ids, new.cast(self._ids.type)]), self.kind)
 

@@ -175,7 +175,10 @@ class RecTrainingArguments:
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (passed to Accelerate)"})
-    seed: int = field(default=42, metadata={"help": "seeds the model, the data order and every sampled negative"})
+    seed: int | None = field(
+        default=None,
+        metadata={"help": "seeds the model, the data order and every sampled negative (default: the config's seed)"},
+    )
     eval_strategy: str = field(default="epoch", metadata={"help": "validation: no, steps or epoch"})
     eval_steps: int | None = field(default=None, metadata={"help": "validate every N steps (eval_strategy=steps)"})
     eval_ks: list[int] = field(default_factory=lambda: [10], metadata={"help": "cut-offs of the validation metrics"})

@@ -96,6 +96,20 @@ def _filter_rating(parts: dict[str, Any], data_args: DataArguments) -> dict[str,
     return out
 
 
+def config_seed(model_args: ModelArguments) -> int:
+    """The training seed the model's config gives (its ``seed`` option; the engine's default where it has none)."""
+    from ..auto import AutoRecConfig
+    from .engine import TrainingOptions
+
+    if model_args.model_name_or_path is not None:
+        config = AutoRecConfig.from_pretrained(model_args.model_name_or_path)
+        for key, value in model_args.model_config.items():
+            setattr(config, key, value)
+    else:
+        config = AutoRecConfig.for_model(model_args.model_type, **model_args.model_config)
+    return TrainingOptions.from_config(config).seed
+
+
 def build_model(model_args: ModelArguments, train: Any, seed: int):
     """A new model of ``model_type`` with vocabularies built from ``train``, or the saved model to continue."""
     from accelerate.utils import set_seed
@@ -138,6 +152,8 @@ def run_train(
             f"{out} already holds a trained model: set overwrite_output_dir, resume_from_checkpoint, or another "
             "output_dir."
         )
+    if training_args.seed is None:  # the config's seed, so that fit() and `hf-recsys train` agree by default
+        training_args.seed = config_seed(model_args)
     acc = make_accelerator(training_args)
     parts, data_name = load_training_data(data_args, seed=training_args.seed)
     train_log = parts["train"]

@@ -257,7 +257,7 @@ class RecTrainer:
             if hasattr(model.config, name):
                 setattr(model.config, name, value)
         # the model's own setup (table sizes, stored histories) and its examples; the same on every process
-        set_seed(args.seed)
+        set_seed(options.seed)
         model.config.num_users, model.config.num_items = train.num_users, train.num_items
         model.seen_items = train.to_csr("binary")
         self.examples: TrainingExamples = model.training_examples(train, **(examples_kwargs or {}))
@@ -351,7 +351,7 @@ class RecTrainer:
 
         args, acc, state = self.args, self.accelerator, self.state
         resume = resume_from_checkpoint if resume_from_checkpoint is not None else args.resume_from_checkpoint
-        set_seed(args.seed, device_specific=True)  # dropout and other global draws differ per process
+        set_seed(self.options.seed, device_specific=True)  # dropout and other global draws differ per process
         if acc.is_main_process:
             acquire_output_lock(self.output_dir)  # one run per output folder
         if resume:
@@ -387,7 +387,7 @@ class RecTrainer:
         previous_handler = self._catch_sigterm()
         try:
             while state.global_step < state.max_steps and not state.should_stop:
-                order = epoch_permutation(len(self.examples), args.seed, state.epoch)
+                order = epoch_permutation(len(self.examples), self.options.seed, state.epoch)
                 for step in range(state.step_in_epoch, state.steps_per_epoch):
                     chunk = order[step * self.step_size : (step + 1) * self.step_size]
                     self.last_step_loss = self._optimizer_step(chunk, state.epoch, step)
@@ -479,12 +479,12 @@ class RecTrainer:
 
     def _optimizer_step(self, chunk: torch.LongTensor, epoch: int, step: int) -> torch.Tensor:
         """One optimiser step over this process's share of ``chunk``; returns the process's weighted loss."""
-        acc, args = self.accelerator, self.args
+        acc = self.accelerator
         micro = shard_step(chunk, self.options.batch_size, acc.num_processes, acc.process_index)
         total = torch.zeros((), device=acc.device)
         for m, (local, weight) in enumerate(micro):
             self._call("on_batch", local if weight > 0 else local[:0])
-            gen = step_generator(args.seed, epoch, step, m, acc.process_index)
+            gen = step_generator(self.options.seed, epoch, step, m, acc.process_index)
             batch = _to_device(self.examples.collate(local, gen), acc.device)
             if self._sgd_hook:  # the family's own in-place update at the current learning rate
                 lr = self.optimizer.param_groups[0]["lr"]

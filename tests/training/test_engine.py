@@ -90,18 +90,21 @@ def test_sequential_resize_hook_keeps_item_embeddings_and_the_mask_token():
     assert torch.allclose(after[5], before[1:5].mean(0)) and torch.allclose(after[6], before[1:5].mean(0))
 
 
-def test_fit_and_one_process_train_command_give_the_same_model(tmp_path):
-    """The same config and seed: `model.fit(data)` in-process and `hf-recsys train` (one process) run one engine."""
+@pytest.mark.parametrize("seed_in", ["run arguments", "model config"])
+def test_fit_and_one_process_train_command_give_the_same_model(tmp_path, seed_in):
+    """The same config and seed: `model.fit(data)` in-process and `hf-recsys train` (one process) run one engine;
+    without a seed among the run's arguments, `hf-recsys train` takes the config's, as `fit()` does."""
     log, _ = generate_interactions(num_users=40, num_items=25, num_interactions=400, seed=2)
     data = tmp_path / "train.csv"
     log.to_pandas().to_csv(data, index=False)
     model_config = {**TINY, "epochs": 2, "batch_size": 16, "learning_rate": 0.01, "optimizer": "adam"}
     seed = 5
+    run = {"seed": seed} if seed_in == "run arguments" else {}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
-        "model_type": "causal_sequential", "model_config": model_config, "train_file": str(data), "split": "none",
-        "output_dir": str(tmp_path / "out"), "seed": seed, "eval_strategy": "no", "save_strategy": "no",
-        "do_test": False, "disable_tqdm": True,
+        "model_type": "causal_sequential", "model_config": {**model_config, **({} if run else {"seed": seed})},
+        "train_file": str(data), "split": "none", "output_dir": str(tmp_path / "out"), "eval_strategy": "no",
+        "save_strategy": "no", "do_test": False, "disable_tqdm": True, **run,
     }))
     proc = subprocess.run([sys.executable, "-m", "hf_recsys.cli", "train", str(config)], capture_output=True,
                           text=True, timeout=600)
