@@ -134,6 +134,7 @@ def test_als_fold_in_reproduces_a_training_user():
     np.testing.assert_allclose(folded.numpy(), model.user_factors[:3].numpy(), atol=2e-2)
 
 
+@pytest.mark.parametrize("tables", [(6, 9), (40, 50)], ids=["L2-as-table-scaling", "L2-per-triple"])
 @pytest.mark.parametrize(
     "users, pos, neg",
     [
@@ -141,8 +142,11 @@ def test_als_fold_in_reproduces_a_training_user():
         ([0, 0, 2, 0], [1, 4, 3, 1], [4, 5, 1, 6]),  # a user, an item, and an item as positive and negative repeat
     ],
 )
-def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg):
-    model = BPRMFModel(BPRMFConfig(num_users=6, num_items=9, factors=3, regularization=0.1, learning_rate=0.5))
+def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg, tables):
+    # small tables take the L2 terms as one scaling of the table (shrink_rows), large ones per triple
+    num_users, num_items = tables
+    config = BPRMFConfig(num_users=num_users, num_items=num_items, factors=3, regularization=0.1, learning_rate=0.5)
+    model = BPRMFModel(config)
     with torch.no_grad():
         model.item_biases.weight.normal_()
     users, pos, neg = torch.tensor(users), torch.tensor(pos), torch.tensor(neg)

@@ -11,7 +11,7 @@ from hf_recsys.training.engine import resize_embedding
 from hf_recsys.training.examples import TrainingExamples
 from torch.nn import functional as F
 
-from .._utils import SGDFactorMixin, padded_rows, positive_pairs, uniform_negatives
+from .._utils import SGDFactorMixin, padded_rows, positive_pairs, shrink_rows, uniform_negatives
 from .configuration_bprmf import BPRMFConfig
 
 
@@ -28,11 +28,12 @@ class NegativeSampler:
         coo = positives.tocoo()
         self.num_items = positives.shape[1]
         keys = coo.row.astype(np.int64) * self.num_items + coo.col
-        self.dense = None
+        self.dense = self.keys = None
         if positives.shape[0] * self.num_items <= self.dense_limit:
             self.dense = torch.zeros(positives.shape[0] * self.num_items, dtype=torch.bool)
             self.dense[torch.from_numpy(keys)] = True
-        self.keys = torch.from_numpy(np.sort(keys))
+        else:
+            self.keys = torch.from_numpy(np.sort(keys))
         counts = np.bincount(coo.col, minlength=self.num_items).astype(np.float32)
         self.popularity = torch.from_numpy(counts) if popularity else None
         self.redraws = redraws
@@ -48,13 +49,14 @@ class NegativeSampler:
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
         negs = uniform_negatives(len(users), self.num_items, generator, self.popularity)
-        todo = torch.arange(len(users))
-        for _ in range(self.redraws):
-            clash = self.is_positive(users.index_select(0, todo), negs.index_select(0, todo))
-            todo = todo[clash]
+        todo = self.is_positive(users, negs).nonzero().view(-1)  # the first check over the whole batch, no gather
+        for redraw in range(self.redraws):
             if not len(todo):
                 break
-            negs[todo] = uniform_negatives(len(todo), self.num_items, generator, self.popularity)
+            fresh = uniform_negatives(len(todo), self.num_items, generator, self.popularity)
+            negs[todo] = fresh
+            if redraw + 1 < self.redraws:  # the last redraw stays unchecked
+                todo = todo[self.is_positive(users.index_select(0, todo), fresh)]
         return negs
 
 
@@ -162,37 +164,56 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
     ) -> float:
         """The engine's SGD hook: one minibatch of per-triple SGD (as implicit's BPR, but vectorised): every triple
         moves its rows by ``learning_rate`` times its own gradient of
-        ``-log sigmoid(x_uij) + regularization * ||theta||^2``; updates of a row that occurs several times in the
-        batch add up. Returns the batch's mean BPR loss."""
-        cfg, lr = self.config, learning_rate
+        ``-log sigmoid(x_uij) + regularization * ||theta||^2``, all taken at the rows' values before the step;
+        updates of a row that occurs several times in the batch add up.
+
+        The L2 terms of a row add up to ``-2 * regularization * learning_rate * count * row`` (``count``: its
+        occurrences in the batch), so on a table with no more rows than twice the batch they are applied as one
+        in-place scaling of the table (:func:`shrink_rows`) instead of being carried through the gathered rows and
+        the scatter; larger tables take them per triple. Returns the batch's mean BPR loss."""
+        cfg, lr, n = self.config, learning_rate, len(item_ids)
         users, items, biases = self.user_embeddings.weight, self.item_embeddings.weight, self.item_biases.weight
         biases = biases.view(-1)
-        pu = users.index_select(0, user_ids)
+        rate = 2.0 * cfg.regularization * lr
         both = torch.cat([item_ids, neg_item_ids])
+        pu = users.index_select(0, user_ids)
         q = items.index_select(0, both)  # rows of i then j: one gather, one scatter
-        qi, qj = q[: len(item_ids)], q[len(item_ids) :]
-        diff = qi - qj
-        x = (pu * diff).sum(-1)
+        # with the table scaling, q_i is not needed after the difference: it is taken in place (no new tensor)
+        per_triple = items.shape[0] > 2 * len(both)
+        diff = q[:n] - q[n:] if per_triple else q[:n].sub_(q[n:])
+        x = torch.linalg.vecdot(pu, diff)
         if cfg.item_bias:
             b = biases.index_select(0, both)
-            bi, bj = b[: len(item_ids)], b[len(item_ids) :]
-            x += bi - bj
-        z = torch.sigmoid(-x)  # -d(loss)/dx
-        reg2 = 2.0 * cfg.regularization
-        zc = z[:, None] * lr  # the steps, lr included
-        step_u = diff.mul_(zc).sub_(pu, alpha=reg2 * lr)
-        step_q = q.mul_(-reg2 * lr)  # q is a gathered copy: reused in place for the item steps
-        step_q[: len(item_ids)].addcmul_(zc, pu)
-        step_q[len(item_ids) :].addcmul_(zc, pu, value=-1.0)
-        # scatter_add_ over an expanded index: the same sums as index_add_, about 4x faster on CPU for these rows
-        users.scatter_add_(0, user_ids[:, None].expand_as(step_u), step_u)
-        items.scatter_add_(0, both[:, None].expand_as(step_q), step_q)
+            x += b[:n] - b[n:]
+        zl = torch.sigmoid(x.neg()).mul_(lr)[:, None]  # -d(loss)/dx, times the learning rate
+        # the user rows: zl * (q_i - q_j) - rate * p_u per triple
+        step_u = diff.mul_(zl)
+        if shrink_rows(users, user_ids, rate) is None:
+            step_u.sub_(pu, alpha=rate)
+        users.scatter_add_(0, user_ids[:, None].expand_as(step_u), step_u)  # about 4x faster than index_add_ here
+        # the item rows: +-zl * p_u - rate * q per triple, written into q (a gathered copy)
+        if per_triple:
+            zp = pu.mul_(zl)
+            q.mul_(-rate)
+            q[:n].add_(zp)
+            q[n:].sub_(zp)
+            scale = None
+        else:
+            scale = shrink_rows(items, both, rate)
+            torch.mul(pu, zl, out=q[:n])
+            torch.mul(pu, zl.neg(), out=q[n:])
+        items.scatter_add_(0, both[:, None].expand_as(q), q)
         if cfg.item_bias:
-            step_b = b.mul_(-reg2)
-            step_b[: len(item_ids)].add_(z)
-            step_b[len(item_ids) :].sub_(z)
-            biases.index_add_(0, both, step_b, alpha=lr)
-        return float(F.softplus(-x).mean())
+            if scale is None:
+                b.mul_(-rate)
+            else:
+                biases.mul_(scale)
+                b.zero_()
+            zl = zl.view(-1)
+            b[:n].add_(zl)
+            b[n:].sub_(zl)
+            biases.index_add_(0, both, b)
+        return float(F.softplus(x.neg_()).mean())
 
     @torch.enable_grad()
     def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
