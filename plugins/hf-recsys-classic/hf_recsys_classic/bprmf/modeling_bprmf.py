@@ -19,8 +19,8 @@ class NegativeSampler:
     """Samples negative items for users, redrawing (a few times) those the user interacted with in training.
 
     Membership is a lookup in a dense user x item bit table when it is small (``dense_limit`` cells; ml-1m needs
-    21M), else a binary search over the sorted ``user * num_items + item`` keys. Only the clashing draws are checked
-    again after a redraw."""
+    21M), else a binary search over the sorted ``user * num_items + item`` keys. The clashing draws (few) are
+    redrawn ``redraws`` times at once, and the first redraw that is not a positive is kept."""
 
     dense_limit = 1 << 26
 
@@ -39,24 +39,26 @@ class NegativeSampler:
         self.redraws = redraws
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.num_items + items
+        """Whether each (user, item) pair (tensors of one shape) is a training positive."""
+        keys = (users * self.num_items + items).reshape(-1)
         if self.dense is not None:
-            return self.dense.index_select(0, keys)
+            return self.dense.index_select(0, keys).view(items.shape)
         if not len(self.keys):
-            return torch.zeros_like(keys, dtype=torch.bool)
+            return torch.zeros_like(items, dtype=torch.bool)
         pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
-        return self.keys.index_select(0, pos) == keys
+        return (self.keys.index_select(0, pos) == keys).view(items.shape)
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        """One negative item per entry of ``users``; a draw that is one of the user's positives is replaced by the
+        first of ``redraws`` further draws that is not (the last one when none is), drawn together."""
         negs = uniform_negatives(len(users), self.num_items, generator, self.popularity)
         todo = self.is_positive(users, negs).nonzero().view(-1)  # the first check over the whole batch, no gather
-        for redraw in range(self.redraws):
-            if not len(todo):
-                break
-            fresh = uniform_negatives(len(todo), self.num_items, generator, self.popularity)
-            negs[todo] = fresh
-            if redraw + 1 < self.redraws:  # the last redraw stays unchecked
-                todo = todo[self.is_positive(users.index_select(0, todo), fresh)]
+        if len(todo) and self.redraws:
+            fresh = uniform_negatives(self.redraws * len(todo), self.num_items, generator, self.popularity)
+            fresh = fresh.view(self.redraws, len(todo))
+            ok = ~self.is_positive(users.index_select(0, todo).expand_as(fresh), fresh)
+            ok[-1] = True  # the last redraw stays when all clash
+            negs[todo] = fresh.gather(0, ok.byte().argmax(0, keepdim=True)).view(-1)
         return negs
 
 
