@@ -56,9 +56,11 @@ class NegativeSampler:
         if len(todo) and self.redraws:
             fresh = uniform_negatives(self.redraws * len(todo), self.num_items, generator, self.popularity)
             fresh = fresh.view(self.redraws, len(todo))
-            ok = ~self.is_positive(users.index_select(0, todo).expand_as(fresh), fresh)
-            ok[-1] = True  # the last redraw stays when all clash
-            negs[todo] = fresh.gather(0, ok.byte().argmax(0, keepdim=True)).view(-1)
+            clash = self.is_positive(users.index_select(0, todo).expand_as(fresh), fresh)
+            pick = fresh[-1]  # the last redraw stays when all clash
+            for r in range(self.redraws - 2, -1, -1):
+                pick = torch.where(clash[r], pick, fresh[r])
+            negs[todo] = pick
         return negs
 
 
