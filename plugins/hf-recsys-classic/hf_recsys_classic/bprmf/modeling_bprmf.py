@@ -12,6 +12,7 @@ from hf_recsys.training.examples import TrainingExamples
 from torch.nn import functional as F
 
 from .._utils import SGDFactorMixin, padded_rows, positive_pairs, shrink_rows, uniform_negatives
+from . import _kernel
 from .configuration_bprmf import BPRMFConfig
 
 
@@ -178,6 +179,10 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
         cfg, lr, n = self.config, learning_rate, len(item_ids)
         users, items, biases = self.user_embeddings.weight, self.item_embeddings.weight, self.item_biases.weight
         biases = biases.view(-1)
+        kernel = self._compiled_kernel(users, items)
+        if kernel is not None:
+            return kernel.step(users, items, biases, user_ids, item_ids, neg_item_ids, lr, cfg.regularization,
+                               cfg.item_bias)  # fmt: skip
         rate = 2.0 * cfg.regularization * lr
         both = torch.cat([item_ids, neg_item_ids])
         pu = users.index_select(0, user_ids)
@@ -218,6 +223,23 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
             b[n:].sub_(zl)
             biases.index_add_(0, both, b)
         return float(F.softplus(x.neg_()).mean())
+
+    def _compiled_kernel(self, users: torch.Tensor, items: torch.Tensor):
+        """The numba step for these tables under ``sgd_kernel="auto"``/``"numba"``, or ``None`` (torch path)."""
+        choice = getattr(self.config, "sgd_kernel", "auto")
+        if choice == "torch":
+            return None
+        kernel = _kernel.kernel_for(self, users, items)
+        if kernel is None and choice == "numba":
+            if not _kernel.available():
+                raise ImportError(
+                    'BPRMFConfig(sgd_kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".'
+                )
+            raise ValueError(
+                f'BPRMFConfig(sgd_kernel="numba") runs on float32 CPU tables, these are {users.dtype} on '
+                f'{users.device}: use sgd_kernel="torch" or "auto".'
+            )
+        return kernel
 
     @torch.enable_grad()
     def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
