@@ -223,6 +223,17 @@ def main() -> None:
 
     if "bpr" in only:
         bpr(log, "")
+        compare(  # the torch path (no numba, or tables on a GPU): the same update as vectorised tensor operations
+            'BPR, 64 factors, batch 8192, 1 thread each, sgd_kernel="torch"',
+            "s / epoch",
+            lambda: with_vocabs(
+                BPRMFModel(BPRMFConfig(factors=64, epochs=epochs, sgd_kernel="torch")), users, items
+            ).fit(inter, show_progress=False, num_threads=1),
+            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=1), x),
+            epochs,
+            "<= 1.5x",
+            "implicit 0.7.3 BPR, num_threads=1",
+        )
     if "bpr1m" in only:
         bpr(load_ml1m(), " on ML-1M")
     if "knn" in only:

@@ -188,7 +188,7 @@ def test_bprmf_numba_kernel_refuses_what_it_cannot_run(monkeypatch):
 
     model = BPRMFModel(BPRMFConfig(num_users=3, num_items=4, factors=2, sgd_kernel="numba"))
     idx = torch.tensor([0, 1])
-    monkeypatch.setattr(_kernel, "_compiled", None)
+    monkeypatch.setattr(_kernel, "_HAS_NUMBA", False)  # as without numba
     with pytest.raises(ImportError, match=r"hf-recsys-classic\[fast\]"):
         model.sgd_step(0.1, idx, idx, idx + 1)
     model.config.sgd_kernel = "auto"  # falls back to the torch path

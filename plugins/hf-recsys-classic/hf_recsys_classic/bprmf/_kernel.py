@@ -3,25 +3,24 @@
 The same update as the torch path of :meth:`~hf_recsys_classic.BPRMFModel.sgd_step` (every gradient taken at the
 rows' values before the step, the steps of a repeated row added up), without materialising the gathered rows: each
 triple reads its three rows once and adds its steps into per-row accumulators; the touched rows are then updated
-and their accumulators cleared. Work and memory per step grow with the batch, not with the tables.
+and their accumulators cleared. The work of a step grows with the batch, not with the tables (the accumulators,
+as large as the tables, are made once per model).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
 import torch
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - the torch path is used
-    njit = None
+_HAS_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def available() -> bool:
     """Whether numba is installed (``pip install "hf-recsys-classic[fast]"``)."""
-    return _compiled is not None
+    return _HAS_NUMBA
 
 
 def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
@@ -80,7 +79,17 @@ def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, 
 # reassociation and contraction let LLVM vectorise the dot product (about 1.5x faster here); NaN and inf keep their
 # IEEE meaning, so a diverging run still shows a non-finite loss
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-_compiled = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_step) if njit is not None else None
+_compiled = None  # the jitted _step, made on first use: numba is imported (about 0.5 s) only when a step runs
+
+
+def compiled():
+    """The jitted step (compiled once, then loaded from numba's on-disk cache, about 1 s in a new process)."""
+    global _compiled
+    if _compiled is None:
+        from numba import njit
+
+        _compiled = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_step)
+    return _compiled
 
 
 class BPRKernel:
@@ -101,13 +110,13 @@ class BPRKernel:
         rows_i = np.empty(2 * len(u), dtype=np.int64)
         tables = tuple(t.detach().numpy() for t in (users, items, biases))  # views: updated in place
         args = (*tables, u, i, j, float(lr), float(reg), bool(use_bias), self.du, self.di, self.db)
-        return float(_compiled(*args, self.seen_u, self.seen_i, rows_u, rows_i))
+        return float(compiled()(*args, self.seen_u, self.seen_i, rows_u, rows_i))
 
 
 def kernel_for(model, users: torch.Tensor, items: torch.Tensor) -> BPRKernel | None:
     """The model's kernel for its current tables (made or remade when their sizes change); ``None`` when numba is
     absent or the tables are not float32 on the CPU."""
-    if _compiled is None or users.device.type != "cpu" or users.dtype != torch.float32:
+    if not available() or users.device.type != "cpu" or users.dtype != torch.float32:
         return None
     shape = (users.shape[0], items.shape[0], users.shape[1])
     kernel = getattr(model, "_sgd_kernel", None)
