@@ -76,8 +76,9 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
 
     ``score(u, i) = p_u . q_i + b_i``. ``forward(user_ids, item_ids, neg_item_ids)`` returns the BPR loss
     ``-log sigmoid(score(u, i) - score(u, j))`` plus L2; :meth:`fit` (the training engine) goes over the positive
-    pairs with freshly sampled negatives each step, by per-triple SGD (``optimizer="sgd"``, the ``sgd_step`` hook)
-    or autograd and a torch optimiser. A user unseen
+    pairs with freshly sampled negatives each step, by per-triple SGD (``optimizer="sgd"``, the ``sgd_step`` hook:
+    one compiled numba loop over the triples when numba is installed, else vectorised torch operations; see
+    ``sgd_kernel``) or autograd and a torch optimiser. A user unseen
     at fit time gets a vector from ``fold_in_steps`` gradient steps of the same loss on their history.
 
     Example:
