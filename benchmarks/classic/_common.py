@@ -58,7 +58,40 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "implicit": implicit_version,
         "numpy": np.__version__,
+        "commit": commit(),
     }
+
+
+def commit() -> str:
+    """The checkout's short commit, with ``+ uncommitted changes`` when the tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=HERE)  # fmt: skip
+    except OSError:  # pragma: no cover
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def ml1m_path() -> Path | None:
+    """Folder of the SASRec ML-1M file (``ml-1m.txt``): ``$HF_RECSYS_ML_1M``, else ``../shared/data/ml-1m`` beside
+    the checkout; ``None`` when absent."""
+    env = os.environ.get("HF_RECSYS_ML_1M")
+    for folder in [Path(env)] if env else [HERE.parents[2] / "shared" / "data" / "ml-1m"]:
+        if (folder / "ml-1m.txt").is_file():
+            return folder
+    return None
+
+
+def load_ml1m() -> pd.DataFrame:
+    """ML-1M as SASRec preprocessed it (999,611 interactions, 6,040 users, 3,416 items) with ``user_id, item_id,
+    timestamp`` (each user's order in the file)."""
+    from hf_recsys.data import load_interactions
+
+    folder = ml1m_path()
+    if folder is None:
+        raise SystemExit("ml-1m.txt not found: set HF_RECSYS_ML_1M or put it in ../shared/data/ml-1m/.")
+    return load_interactions(folder / "ml-1m.txt", format="sasrec").to_pandas()
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

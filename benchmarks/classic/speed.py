@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
-from _common import HERE, load_average, load_ratings, machine, markdown_table
+from _common import HERE, load_average, load_ml1m, load_ratings, machine, markdown_table
 from hf_recsys_classic import (
     ALSConfig,
     ALSModel,
@@ -124,7 +124,9 @@ def quality(log, users, items, ours_factory, ref_fit) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="als,bpr,knn,ease", help="comma-separated subset of als,bpr,knn,ease")
+    parser.add_argument(
+        "--only", default="als,bpr,knn,ease", help="comma-separated subset of als,bpr,bpr1m,knn,ease (bpr1m: ML-1M)"
+    )
     args = parser.parse_args()
     from implicit.als import AlternatingLeastSquares
     from implicit.bpr import BayesianPersonalizedRanking
@@ -179,38 +181,61 @@ def main() -> None:
             "implicit 0.7.3 ALS",
         )
     epochs = 20
-    if "bpr" in only:
+
+    def bpr(log_, label: str) -> None:
+        """Our BPR and implicit's, 20 epochs each, at each side's default threads and at one thread each."""
+        users_, items_ = build_vocabs(log_)
+        inter_ = encode_interactions(log_, users_, items_)
+        x_ = inter_.to_csr("binary")
+
+        def ours():
+            return with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users_, items_)
+
         compare(
-            "BPR, 64 factors, batch 8192",
+            f"BPR{label}, 64 factors, batch 8192",
             "s / epoch",
-            lambda: with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users, items).fit(
-                inter, show_progress=False
-            ),
-            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs), x),
+            lambda: ours().fit(inter_, show_progress=False),
+            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs), x_),
             epochs,
             "<= 1.5x",
             "implicit 0.7.3 BPR",
             ndcg=quality(
-                log,
-                users,
-                items,
-                lambda: with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users, items),
+                log_,
+                users_,
+                items_,
+                ours,
                 lambda m: bpr_as_model(
-                    fitted(BayesianPersonalizedRanking(factors=64, iterations=epochs, random_state=0), m), users, items
+                    fitted(BayesianPersonalizedRanking(factors=64, iterations=epochs, random_state=0), m),
+                    users_,
+                    items_,
                 ),
             ),
         )
         compare(
-            "BPR, 64 factors, batch 8192, 1 thread each",
+            f"BPR{label}, 64 factors, batch 8192, 1 thread each",
             "s / epoch",
-            lambda: with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users, items).fit(
-                inter, show_progress=False, num_threads=1
-            ),
+            lambda: ours().fit(inter_, show_progress=False, num_threads=1),
+            lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=1), x_),
+            epochs,
+            "<= 1.5x",
+            "implicit 0.7.3 BPR, num_threads=1",
+        )
+
+    if "bpr" in only:
+        bpr(log, "")
+        compare(  # the torch path (no numba, or tables on a GPU): the same update as vectorised tensor operations
+            'BPR, 64 factors, batch 8192, 1 thread each, sgd_kernel="torch"',
+            "s / epoch",
+            lambda: with_vocabs(
+                BPRMFModel(BPRMFConfig(factors=64, epochs=epochs, sgd_kernel="torch")), users, items
+            ).fit(inter, show_progress=False, num_threads=1),
             lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=1), x),
             epochs,
             "<= 1.5x",
             "implicit 0.7.3 BPR, num_threads=1",
         )
+    if "bpr1m" in only:
+        bpr(load_ml1m(), " on ML-1M")
     if "knn" in only:
         compare(
             "ItemKNN cosine, k=100",
@@ -275,12 +300,14 @@ def main() -> None:
     text = [
         "# Classic models: speed side by side",
         "",
-        f"Run `{' '.join(['benchmarks/classic/speed.py'] + [f'--repeats {args.repeats}'])}` on {facts['date']}.",
+        f"Run `benchmarks/classic/speed.py --repeats {args.repeats} --only {args.only}` on {facts['date']}.",
         f"Machine: {facts['cpu']}, {facts['cores']} cores **shared with other jobs running at the same time** "
         f"(load average before: {facts['load_before']}, after: {facts['load_after']}); torch {facts['torch']} "
         f"({facts['torch_threads']} threads), implicit {facts['implicit']}, numpy {facts['numpy']}.",
-        "Data: ml-latest-small, binary, 610 users x 9,724 items, 100,836 interactions. Each side repeated "
-        f"{args.repeats} times, alternating; seconds.",
+        "Data: ml-latest-small, binary, 610 users x 9,724 items, 100,836 interactions"
+        + ("; ML-1M rows: SASRec's ml-1m.txt, 6,040 users x 3,416 items, 999,611 interactions" * ("bpr1m" in only))
+        + f". Each side repeated {args.repeats} times, alternating; seconds; best = min over the repeats. "
+        f"Commit: {facts['commit']}.",
         "",
         markdown_table(header, rows),
         "",

@@ -210,8 +210,9 @@ def resize_embedding(
         return module
     weight = None if module is None else module.weight.detach()
     table = resize_rows(weight, num_rows, width, init, mean_resizing, device)
-    emb = nn.Embedding(num_rows, width, padding_idx=None if module is None else module.padding_idx)
-    emb.weight = nn.Parameter(table, requires_grad=True if module is None else module.weight.requires_grad)
+    padding_idx = None if module is None else module.padding_idx
+    emb = nn.Embedding(num_rows, width, padding_idx=padding_idx, _weight=table)  # _weight: no throw-away init
+    emb.weight.requires_grad_(True if module is None else module.weight.requires_grad)
     return emb
 
 

@@ -176,6 +176,28 @@ def uniform_negatives(
     return torch.multinomial(popularity, n, replacement=True, generator=generator)
 
 
+def shrink_rows(table: torch.Tensor, indices: torch.Tensor, rate: float) -> torch.Tensor | None:
+    """The summed L2 steps ``-rate * row`` of the rows ``indices`` of ``table`` (one per occurrence, all at the
+    rows' current values) applied in place as one scaling, ``row *= 1 - rate * count``, when the table has at most
+    twice as many rows as ``indices`` (one pass over a small table instead of the terms riding every gathered row
+    and the scatter).
+
+    Args:
+        table: ``(rows, ...)`` parameter table, updated in place.
+        indices: the rows' occurrences in a batch (``(n,)`` int64).
+        rate: the step per occurrence (``2 * regularization * learning_rate`` for ``regularization * ||row||^2``).
+
+    Returns:
+        The ``(rows,)`` scale applied (reuse it for a table indexed alike, e.g. item biases), or ``None`` when the
+        table is larger: then nothing was done and the caller adds the terms to its per-row steps.
+    """
+    if table.shape[0] > 2 * len(indices):
+        return None
+    scale = torch.bincount(indices, minlength=table.shape[0]).to(table.dtype).mul_(-rate).add_(1.0)
+    table.mul_(scale.view(-1, *(1,) * (table.dim() - 1)))
+    return scale
+
+
 def positive_pairs(interactions) -> tuple[torch.LongTensor, torch.LongTensor, sp.csr_matrix]:
     """Every distinct (user, item) pair of the log as index tensors, and the binary user x item matrix."""
     csr = interactions.to_csr("binary")
@@ -222,6 +244,7 @@ __all__ = [
     "WEIGHTINGS",
     "SGDFactorMixin",
     "positive_pairs",
+    "shrink_rows",
     "csr_rows_dense",
     "fitted_matrix",
     "knn_prune",

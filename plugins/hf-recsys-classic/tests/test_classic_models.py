@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from _helpers import identity_vocabs, random_interactions
+from torch.nn import functional as F
 
 from hf_recsys_classic import (
     ALSConfig,
@@ -135,23 +136,63 @@ def test_als_fold_in_reproduces_a_training_user():
 
 
 @pytest.mark.parametrize(
+    "kernel, tables",
+    [("torch", (6, 9)), ("torch", (40, 50)), ("numba", (6, 9))],
+    ids=["torch-L2-as-table-scaling", "torch-L2-per-triple", "numba"],
+)
+@pytest.mark.parametrize(
     "users, pos, neg",
     [
         ([0, 1, 2], [1, 2, 3], [4, 5, 6]),  # distinct rows
         ([0, 0, 2, 0], [1, 4, 3, 1], [4, 5, 1, 6]),  # a user, an item, and an item as positive and negative repeat
     ],
 )
-def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg):
-    model = BPRMFModel(BPRMFConfig(num_users=6, num_items=9, factors=3, regularization=0.1, learning_rate=0.5))
+def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg, kernel, tables):
+    # torch: small tables take the L2 terms as one scaling of the table (shrink_rows), large ones per triple;
+    # numba: one compiled loop over the triples (the same update)
+    if kernel == "numba":
+        pytest.importorskip("numba")
+    num_users, num_items = tables
+    config = BPRMFConfig(num_users=num_users, num_items=num_items, factors=3, regularization=0.1, learning_rate=0.5)
+    model = BPRMFModel(config)
+    model.config.sgd_kernel = kernel
     with torch.no_grad():
         model.item_biases.weight.normal_()
     users, pos, neg = torch.tensor(users), torch.tensor(pos), torch.tensor(neg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     loss = model(users, pos, neg).loss * len(users)  # forward averages; sgd_step applies per-triple gradients
     grads = torch.autograd.grad(loss, list(model.parameters()))
-    model.sgd_step(0.5, users, pos, neg)
+    step_loss = model.sgd_step(0.5, users, pos, neg)
     for (name, p), g in zip(model.named_parameters(), grads):
         np.testing.assert_allclose(p.detach().numpy(), (before[name] - 0.5 * g).numpy(), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(before[name])
+        expected = float(F.softplus(-model(users, pos).scores + model(users, neg).scores).mean())
+    assert step_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_bprmf_numba_kernel_fits_like_the_torch_path():
+    pytest.importorskip("numba")
+    inter = random_interactions(30, 20, seed=3)
+    fitted = {}
+    for kernel in ("torch", "numba"):
+        config = BPRMFConfig(factors=4, epochs=3, batch_size=64, sgd_kernel=kernel)
+        fitted[kernel] = _fit(BPRMFModel(config), inter)
+    for (name, a), (_, b) in zip(fitted["torch"].named_parameters(), fitted["numba"].named_parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_bprmf_numba_kernel_refuses_what_it_cannot_run(monkeypatch):
+    from hf_recsys_classic.bprmf import _kernel
+
+    model = BPRMFModel(BPRMFConfig(num_users=3, num_items=4, factors=2, sgd_kernel="numba"))
+    idx = torch.tensor([0, 1])
+    monkeypatch.setattr(_kernel, "_HAS_NUMBA", False)  # as without numba
+    with pytest.raises(ImportError, match=r"hf-recsys-classic\[fast\]"):
+        model.sgd_step(0.1, idx, idx, idx + 1)
+    model.config.sgd_kernel = "auto"  # falls back to the torch path
+    assert np.isfinite(model.sgd_step(0.1, idx, idx, idx + 1))
 
 
 def test_biased_mf_sgd_step_is_the_gradient_of_forward_loss():

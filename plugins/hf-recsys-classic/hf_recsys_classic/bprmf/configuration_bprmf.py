@@ -17,6 +17,10 @@ class BPRMFConfig(RecConfig):
         optimizer: ``"sgd"`` (default): the lean path, per-triple SGD as in implicit's BPR, vectorised over each
             minibatch with closed-form gradients and in-place row updates; ``"adam"``, ``"adamw"`` or
             ``"adagrad"``: autograd on :meth:`~BPRMFModel.forward`'s loss with that torch optimiser.
+        sgd_kernel: how ``optimizer="sgd"`` runs its step: ``"auto"`` (default: one compiled loop over the triples
+            with numba when it is installed, ``pip install "hf-recsys-classic[fast]"``, and the tables are on the
+            CPU; else torch), ``"torch"`` (vectorised tensor operations, any device) or ``"numba"`` (an error when
+            it cannot run). Both compute the same update.
         negative_sampling: ``"uniform"`` over items, or ``"popularity"`` (in proportion to interaction counts, as
             implicit's BPR samples).
         item_bias: learn a bias per item.
@@ -37,6 +41,7 @@ class BPRMFConfig(RecConfig):
         epochs: int = 50,
         batch_size: int = 8192,
         optimizer: str = "sgd",
+        sgd_kernel: str = "auto",
         negative_sampling: str = "uniform",
         item_bias: bool = True,
         init_std: float = 0.01,
@@ -51,6 +56,7 @@ class BPRMFConfig(RecConfig):
         check_positive(self, "regularization", regularization, allow_zero=True)
         check_positive(self, "init_std", init_std)
         check_choice(self, "optimizer", optimizer, ("adam", "adamw", "adagrad", "sgd"))
+        check_choice(self, "sgd_kernel", sgd_kernel, ("auto", "torch", "numba"))
         check_choice(self, "negative_sampling", negative_sampling, ("uniform", "popularity"))
         check_positive(self, "fold_in_steps", fold_in_steps)
         check_positive(self, "fold_in_lr", fold_in_lr)
@@ -60,6 +66,7 @@ class BPRMFConfig(RecConfig):
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
         self.optimizer = optimizer
+        self.sgd_kernel = sgd_kernel
         self.negative_sampling = negative_sampling
         self.item_bias = bool(item_bias)
         self.init_std = float(init_std)

@@ -11,7 +11,8 @@ from hf_recsys.training.engine import resize_embedding
 from hf_recsys.training.examples import TrainingExamples
 from torch.nn import functional as F
 
-from .._utils import SGDFactorMixin, padded_rows, positive_pairs, uniform_negatives
+from .._utils import SGDFactorMixin, padded_rows, positive_pairs, shrink_rows, uniform_negatives
+from . import _kernel
 from .configuration_bprmf import BPRMFConfig
 
 
@@ -19,8 +20,8 @@ class NegativeSampler:
     """Samples negative items for users, redrawing (a few times) those the user interacted with in training.
 
     Membership is a lookup in a dense user x item bit table when it is small (``dense_limit`` cells; ml-1m needs
-    21M), else a binary search over the sorted ``user * num_items + item`` keys. Only the clashing draws are checked
-    again after a redraw."""
+    21M), else a binary search over the sorted ``user * num_items + item`` keys. The clashing draws (few) are
+    redrawn ``redraws`` times at once, and the first redraw that is not a positive is kept."""
 
     dense_limit = 1 << 26
 
@@ -28,33 +29,39 @@ class NegativeSampler:
         coo = positives.tocoo()
         self.num_items = positives.shape[1]
         keys = coo.row.astype(np.int64) * self.num_items + coo.col
-        self.dense = None
+        self.dense = self.keys = None
         if positives.shape[0] * self.num_items <= self.dense_limit:
             self.dense = torch.zeros(positives.shape[0] * self.num_items, dtype=torch.bool)
             self.dense[torch.from_numpy(keys)] = True
-        self.keys = torch.from_numpy(np.sort(keys))
+        else:
+            self.keys = torch.from_numpy(np.sort(keys))
         counts = np.bincount(coo.col, minlength=self.num_items).astype(np.float32)
         self.popularity = torch.from_numpy(counts) if popularity else None
         self.redraws = redraws
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        keys = users * self.num_items + items
+        """Whether each (user, item) pair (tensors of one shape) is a training positive."""
+        keys = (users * self.num_items + items).reshape(-1)
         if self.dense is not None:
-            return self.dense.index_select(0, keys)
+            return self.dense.index_select(0, keys).view(items.shape)
         if not len(self.keys):
-            return torch.zeros_like(keys, dtype=torch.bool)
+            return torch.zeros_like(items, dtype=torch.bool)
         pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
-        return self.keys.index_select(0, pos) == keys
+        return (self.keys.index_select(0, pos) == keys).view(items.shape)
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.LongTensor:
+        """One negative item per entry of ``users``; a draw that is one of the user's positives is replaced by the
+        first of ``redraws`` further draws that is not (the last one when none is), drawn together."""
         negs = uniform_negatives(len(users), self.num_items, generator, self.popularity)
-        todo = torch.arange(len(users))
-        for _ in range(self.redraws):
-            clash = self.is_positive(users.index_select(0, todo), negs.index_select(0, todo))
-            todo = todo[clash]
-            if not len(todo):
-                break
-            negs[todo] = uniform_negatives(len(todo), self.num_items, generator, self.popularity)
+        todo = self.is_positive(users, negs).nonzero().view(-1)  # the first check over the whole batch, no gather
+        if len(todo) and self.redraws:
+            fresh = uniform_negatives(self.redraws * len(todo), self.num_items, generator, self.popularity)
+            fresh = fresh.view(self.redraws, len(todo))
+            clash = self.is_positive(users.index_select(0, todo).expand_as(fresh), fresh)
+            pick = fresh[-1]  # the last redraw stays when all clash
+            for r in range(self.redraws - 2, -1, -1):
+                pick = torch.where(clash[r], pick, fresh[r])
+            negs[todo] = pick
         return negs
 
 
@@ -69,8 +76,9 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
 
     ``score(u, i) = p_u . q_i + b_i``. ``forward(user_ids, item_ids, neg_item_ids)`` returns the BPR loss
     ``-log sigmoid(score(u, i) - score(u, j))`` plus L2; :meth:`fit` (the training engine) goes over the positive
-    pairs with freshly sampled negatives each step, by per-triple SGD (``optimizer="sgd"``, the ``sgd_step`` hook)
-    or autograd and a torch optimiser. A user unseen
+    pairs with freshly sampled negatives each step, by per-triple SGD (``optimizer="sgd"``, the ``sgd_step`` hook:
+    one compiled numba loop over the triples when numba is installed, else vectorised torch operations; see
+    ``sgd_kernel``) or autograd and a torch optimiser. A user unseen
     at fit time gets a vector from ``fold_in_steps`` gradient steps of the same loss on their history.
 
     Example:
@@ -162,37 +170,77 @@ class BPRMFModel(SGDFactorMixin, BPRMFPreTrainedModel):
     ) -> float:
         """The engine's SGD hook: one minibatch of per-triple SGD (as implicit's BPR, but vectorised): every triple
         moves its rows by ``learning_rate`` times its own gradient of
-        ``-log sigmoid(x_uij) + regularization * ||theta||^2``; updates of a row that occurs several times in the
-        batch add up. Returns the batch's mean BPR loss."""
-        cfg, lr = self.config, learning_rate
+        ``-log sigmoid(x_uij) + regularization * ||theta||^2``, all taken at the rows' values before the step;
+        updates of a row that occurs several times in the batch add up.
+
+        The L2 terms of a row add up to ``-2 * regularization * learning_rate * count * row`` (``count``: its
+        occurrences in the batch), so on a table with no more rows than twice the batch they are applied as one
+        in-place scaling of the table (:func:`shrink_rows`) instead of being carried through the gathered rows and
+        the scatter; larger tables take them per triple. Returns the batch's mean BPR loss."""
+        cfg, lr, n = self.config, learning_rate, len(item_ids)
         users, items, biases = self.user_embeddings.weight, self.item_embeddings.weight, self.item_biases.weight
         biases = biases.view(-1)
-        pu = users.index_select(0, user_ids)
+        kernel = self._compiled_kernel(users, items)
+        if kernel is not None:
+            return kernel.step(users, items, biases, user_ids, item_ids, neg_item_ids, lr, cfg.regularization,
+                               cfg.item_bias)  # fmt: skip
+        rate = 2.0 * cfg.regularization * lr
         both = torch.cat([item_ids, neg_item_ids])
+        pu = users.index_select(0, user_ids)
         q = items.index_select(0, both)  # rows of i then j: one gather, one scatter
-        qi, qj = q[: len(item_ids)], q[len(item_ids) :]
-        diff = qi - qj
-        x = (pu * diff).sum(-1)
+        # with the table scaling, q_i is not needed after the difference: it is taken in place (no new tensor)
+        per_triple = items.shape[0] > 2 * len(both)
+        diff = q[:n] - q[n:] if per_triple else q[:n].sub_(q[n:])
+        x = torch.linalg.vecdot(pu, diff)
         if cfg.item_bias:
             b = biases.index_select(0, both)
-            bi, bj = b[: len(item_ids)], b[len(item_ids) :]
-            x += bi - bj
-        z = torch.sigmoid(-x)  # -d(loss)/dx
-        reg2 = 2.0 * cfg.regularization
-        zc = z[:, None] * lr  # the steps, lr included
-        step_u = diff.mul_(zc).sub_(pu, alpha=reg2 * lr)
-        step_q = q.mul_(-reg2 * lr)  # q is a gathered copy: reused in place for the item steps
-        step_q[: len(item_ids)].addcmul_(zc, pu)
-        step_q[len(item_ids) :].addcmul_(zc, pu, value=-1.0)
-        # scatter_add_ over an expanded index: the same sums as index_add_, about 4x faster on CPU for these rows
-        users.scatter_add_(0, user_ids[:, None].expand_as(step_u), step_u)
-        items.scatter_add_(0, both[:, None].expand_as(step_q), step_q)
+            x += b[:n] - b[n:]
+        zl = torch.sigmoid(x.neg()).mul_(lr)[:, None]  # -d(loss)/dx, times the learning rate
+        # the user rows: zl * (q_i - q_j) - rate * p_u per triple
+        step_u = diff.mul_(zl)
+        if shrink_rows(users, user_ids, rate) is None:
+            step_u.sub_(pu, alpha=rate)
+        users.scatter_add_(0, user_ids[:, None].expand_as(step_u), step_u)  # about 4x faster than index_add_ here
+        # the item rows: +-zl * p_u - rate * q per triple, written into q (a gathered copy)
+        if per_triple:
+            zp = pu.mul_(zl)
+            q.mul_(-rate)
+            q[:n].add_(zp)
+            q[n:].sub_(zp)
+            scale = None
+        else:
+            scale = shrink_rows(items, both, rate)
+            torch.mul(pu, zl, out=q[:n])
+            torch.mul(pu, zl.neg(), out=q[n:])
+        items.scatter_add_(0, both[:, None].expand_as(q), q)
         if cfg.item_bias:
-            step_b = b.mul_(-reg2)
-            step_b[: len(item_ids)].add_(z)
-            step_b[len(item_ids) :].sub_(z)
-            biases.index_add_(0, both, step_b, alpha=lr)
-        return float(F.softplus(-x).mean())
+            if scale is None:
+                b.mul_(-rate)
+            else:
+                biases.mul_(scale)
+                b.zero_()
+            zl = zl.view(-1)
+            b[:n].add_(zl)
+            b[n:].sub_(zl)
+            biases.index_add_(0, both, b)
+        return float(F.softplus(x.neg_()).mean())
+
+    def _compiled_kernel(self, users: torch.Tensor, items: torch.Tensor):
+        """The numba step for these tables under ``sgd_kernel="auto"``/``"numba"``, or ``None`` (torch path)."""
+        choice = getattr(self.config, "sgd_kernel", "auto")
+        if choice == "torch":
+            return None
+        kernel = _kernel.kernel_for(self, users, items)
+        if kernel is None and choice == "numba":
+            if not _kernel.available():
+                raise ImportError(
+                    'BPRMFConfig(sgd_kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".'
+                )
+            raise ValueError(
+                f'BPRMFConfig(sgd_kernel="numba") runs on float32 CPU tables, these are {users.dtype} on '
+                f'{users.device}: use sgd_kernel="torch" or "auto".'
+            )
+        return kernel
 
     @torch.enable_grad()
     def fold_in(self, histories: sp.csr_matrix) -> torch.Tensor:
