@@ -169,6 +169,7 @@ def test_partial_fit_passes_the_update_to_the_first_stage(tiny_lm):
     assert hist[0] == [*before[2:], *new_items], "the known user's new items follow the stored ones, in time order"
     assert hist[2][-2:] == model.item_vocab.encode([9002, 9001]).tolist()
     assert model.item_texts[new_items[0]] == "comedy film 201" and model.item_texts[new_items[1]] == "item 9002"
+    assert model.config.fitted_log["last_timestamp"] == int(new.timestamp.max())
     params = dict(model.named_parameters())
     assert all(torch.equal(p, params[n]) for n, p in lora.items()), "the adapter stays as tuned"
     ids, scores = model.recommend(users, k=8)

@@ -305,7 +305,7 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
             The re-ranker itself.
         """
         from ...data.views import encode_interactions
-        from ...online import check_update_log
+        from ...online import LOG_SCHEMA_KEY, check_update_log
 
         first = self._require_first_stage()
         check_update_log(self, interactions)
@@ -316,6 +316,9 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
         self._extend_item_texts(item_texts)
         inter = encode_interactions(interactions, self.user_vocab, self.item_vocab)
         self.user_history = self._appended_histories(old_hist, inter)
+        schema = getattr(self.config, LOG_SCHEMA_KEY, None)
+        if schema and inter.timestamp is not None and len(inter.timestamp):
+            schema["last_timestamp"] = max(int(inter.timestamp.max()), schema.get("last_timestamp") or -(2**62))
         return self
 
     def _extend_item_texts(self, item_texts: tuple | None) -> None:
