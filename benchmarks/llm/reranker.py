@@ -23,16 +23,28 @@ from llm_common import git_commit, load_note, machine_note, peak_rss_mb, split_w
 
 from hf_recsys import AutoModelForRecommendation
 from hf_recsys.evaluation import evaluate_model
+from hf_recsys.evaluation.significance import compare
 from hf_recsys.models.llm import smollm2_path
 from hf_recsys.models.llm_reranker import LLMReranker
 
 TEMPLATE = "A user watched: {history}.\nWould they enjoy {candidate}? Answer Yes or No.\nAnswer:"
 
 
-def evaluate(model, train, test):
+def evaluate(model, train, test, results=None):
     t = time.time()
     r = evaluate_model(model, train, test, ks=(10,), show_progress=False, batch_size=8)
+    if results is not None:
+        results.append(r)
     return {"ndcg@10": r.summary["ndcg@10"], "hr@10": r.summary["hit_rate@10"], "eval_s": time.time() - t}
+
+
+def paired(a, b) -> dict:
+    """Paired comparison over the same users (re-ranked minus EASE): mean difference, 95% bootstrap interval."""
+    out = {}
+    for metric in ("ndcg@10", "hit_rate@10"):
+        c = compare(b, a, metric, n_boot=2000)
+        out[metric] = {"diff": c.mean_diff, "ci": [c.ci_low, c.ci_high], "t_p": c.t_pvalue, "users": c.num_users}
+    return out
 
 
 def main():
@@ -47,18 +59,19 @@ def main():
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--lora-last-layers", type=int, default=4, help="LoRA on the last N of the 30 layers")
     ap.add_argument("--zero-shot", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a shared machine)")
     ap.add_argument("--name", default="reranker", help="result file name")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    t_start = time.time()
+    t_start, load_start = time.time(), load_note()
     train, _, test, final_train, items = split_with_eval_users(args.eval_users)
     eval_users = set(test.user_id)
     out = {"args": vars(args), "n_eval_users": len(eval_users), "rows": []}
     name = args.name
 
     ease = AutoModelForRecommendation.for_model("ease", l2=50.0).fit(final_train, show_progress=False)
-    out["rows"].append({"model": "EASE (l2=50) alone", **evaluate(ease, final_train, test)})
+    results = []
+    out["rows"].append({"model": "EASE (l2=50) alone", **evaluate(ease, final_train, test, results)})
     print(out["rows"][-1], load_note(), flush=True)
     write_result(name, out, "")
 
@@ -91,12 +104,15 @@ def main():
     out["rows"].append({
         "model": f"EASE top-{args.candidates} re-ranked by SmolLM2 + LoRA (r={args.lora_r}, last "
                  f"{args.lora_last_layers} layers), {len(picked)} training users",
-        **evaluate(rr, final_train, test), "train_s": train_s, "train_prompts": n_prompts,
+        **evaluate(rr, final_train, test, results), "train_s": train_s, "train_prompts": n_prompts,
         "trainable": trainable, "total": total, "losses": rr.last_training_history.epoch_losses,
         "peak_rss_mb": peak_rss_mb(),
     })  # fmt: skip
     print(out["rows"][-1], load_note(), flush=True)
+    out["paired"] = paired(results[0], results[-1])
+    print(out["paired"], flush=True)
     out["wall_s"] = time.time() - t_start
+    out["load_start"] = load_start
     out["machine"], out["commit"], out["load_end"] = machine_note(), git_commit(), load_note()
     write_result(name, out, markdown(out))
 
@@ -118,14 +134,19 @@ def markdown(out) -> str:
         tr = f"{r['train_s']:.0f} ({r['train_prompts']} prompts)" if "train_s" in r else "-"
         lines.append(f"| {r['model']} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['eval_s']:.0f} | {tr} | {params} |")
     last = out["rows"][-1]
+    for metric, c in out.get("paired", {}).items():
+        lines.append(
+            f"\nRe-ranked minus EASE, {metric}, paired over the same {c['users']} users: {c['diff']:+.4f} (95% "
+            f"bootstrap interval {c['ci'][0]:+.4f} to {c['ci'][1]:+.4f}; paired t-test p = {c['t_p']:.3f})."
+        )
     lines += [
         "",
         f"Scoring cost: {out['n_eval_users'] * a['candidates']} prompts in {last['eval_s']:.0f} s "
         f"({out['n_eval_users'] * a['candidates'] / max(last['eval_s'], 1e-9):.1f} prompts/s); process peak RSS "
         f"{last.get('peak_rss_mb', 0):.0f} MB. Training loss per epoch: {last.get('losses')}.",
         "",
-        f"Machine: {out['machine']}; {out['load_end']} at the end; commit {out['commit']}; wall time "
-        f"{out['wall_s']:.0f} s.",
+        f"Machine: {out['machine']}; {out.get('load_start')} at the start, {out['load_end']} at the end; commit "
+        f"{out['commit']}; wall time {out['wall_s']:.0f} s.",
         "",
         "Command: `nice -n 10 .venv/bin/python benchmarks/llm/reranker.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in a.items() if not isinstance(v, bool) and k != "name")

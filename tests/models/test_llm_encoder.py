@@ -5,7 +5,7 @@ import pytest
 import torch
 import transformers
 
-from hf_recsys.models.llm import encode_item_texts
+from hf_recsys.models.llm import encode_item_text_layers, encode_item_texts
 
 
 def test_mean_and_last_pooling_shapes_and_cache(tiny_lm, tmp_path, monkeypatch):
@@ -22,6 +22,13 @@ def test_mean_and_last_pooling_shapes_and_cache(tiny_lm, tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.npy"))) == 2
     first = encode_item_texts(texts, tiny_lm, num_layers=1, cache_dir=tmp_path, show_progress=False)
     assert first.shape == (3, 32) and not np.allclose(first, mean)
+    # every depth and pooling in one pass: the values encode_item_texts gives for each
+    both = encode_item_text_layers(texts, tiny_lm, [1, -1], batch_size=2, show_progress=False)
+    assert sorted(both) == [(-1, "last"), (-1, "mean"), (1, "last"), (1, "mean")]
+    for got, want in ((both[-1, "mean"], mean), (both[-1, "last"], last), (both[1, "mean"], first)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="decoder layers"):
+        encode_item_text_layers(texts, tiny_lm, [3], show_progress=False)
 
     def no_model(*a, **k):
         raise AssertionError("the cache was not used")

@@ -13,7 +13,7 @@ from hf_recsys import AutoModelForRecommendation, MostPopularConfig, MostPopular
 from hf_recsys.models.llm_reranker import LLMReranker, LLMRerankerConfig
 from hf_recsys.models.llm_reranker.modeling_llm_reranker import OUTSIDE_OFFSET
 from hf_recsys.models.sequential import CausalSequentialConfig, CausalSequentialRecommender
-from hf_recsys.testing_utils import tiny_log
+from hf_recsys.testing_utils import partial_fit_log, tiny_log
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -121,3 +121,60 @@ def test_smollm2_reranker_trains_and_roundtrips(smollm2, tmp_path):
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_allclose(got[1], expected[1], rtol=0, atol=0)
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm2), str(tmp_path))
+
+
+def test_prefix_cache_scores_equal_the_plain_path(tiny_lm):
+    log = tiny_log()
+    first = MostPopularModel(MostPopularConfig()).fit(log)
+    model, _ = _reranker(first, tiny_lm, epochs=1)
+    users = model.user_vocab.encode(["u1", "u2", "u3", "u9"])
+    hist = model.user_history[torch.as_tensor(users)].numpy().copy()
+    hist[1, :2] = -1  # histories of different lengths: left padding in the prefix batch
+    hist[2] = -1  # no history: "nothing yet"
+    cand = np.stack([np.arange(6), np.arange(6, 12)[::-1], np.array([3, 13, 7, 1, 0, 12]), np.arange(14, 20)])
+    model.score_batch_size = 12  # two users per prefix batch, candidates of different token lengths
+    calls = []
+    cached = model._prefix_cached_scores
+    model._prefix_cached_scores = lambda *a: calls.append(len(a[0])) or cached(*a)
+    fast = model._llm_scores(hist, cand)
+    assert calls == [2, 2], "the fast path ran"
+    model.prefix_cache = False
+    plain = model._llm_scores(hist, cand)
+    assert fast.shape == (4, 6) and torch.isfinite(fast).all() and fast.std() > 0
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
+    model.prefix_cache, model.config.max_prompt_length = True, 12  # every prompt cut: the plain path for all
+    torch.testing.assert_close(model._llm_scores(hist, cand), plain_cut := model._llm_scores(hist, cand))
+    assert not torch.allclose(plain_cut, plain)
+
+
+def test_partial_fit_passes_the_update_to_the_first_stage(tiny_lm):
+    log = tiny_log()
+    first = MostPopularModel(MostPopularConfig()).fit(log)
+    model, _ = _reranker(first, tiny_lm, epochs=1)
+    lora = {n: p.clone() for n, p in model.named_parameters() if p.requires_grad}
+    known = log.user_id.iloc[0]
+    before = model.user_history[model.user_vocab.encode([known])[0]].tolist()
+    new = partial_fit_log(log)
+    reference = MostPopularModel(MostPopularConfig()).fit(log).partial_fit(new)
+    model.partial_fit(new, item_texts=([9001], ["comedy film 201"]))
+
+    assert model.first_stage is first and len(first.item_vocab) == len(log.item_id.unique()) + 2
+    assert model.user_vocab is first.user_vocab and model.item_vocab is first.item_vocab
+    assert model.config.num_items == first.config.num_items and (model.seen_items != first.seen_items).nnz == 0
+    users = [known, "new-a", "new-b"]
+    np.testing.assert_array_equal(first.recommend(users, k=5)[0], reference.recommend(users, k=5)[0])
+    rows = model.user_vocab.encode(users)
+    hist = model.user_history[torch.as_tensor(rows)].tolist()
+    new_items = model.item_vocab.encode([9001, 9002]).tolist()
+    assert hist[0] == [*before[2:], *new_items], "the known user's new items follow the stored ones, in time order"
+    assert hist[2][-2:] == model.item_vocab.encode([9002, 9001]).tolist()
+    assert model.item_texts[new_items[0]] == "comedy film 201" and model.item_texts[new_items[1]] == "item 9002"
+    assert model.config.fitted_log["last_timestamp"] == int(new.timestamp.max())
+    params = dict(model.named_parameters())
+    assert all(torch.equal(p, params[n]) for n, p in lora.items()), "the adapter stays as tuned"
+    ids, scores = model.recommend(users, k=8)
+    for row, frow in zip(ids, first.recommend(users, k=6)[0]):
+        assert set(row[:6]) == set(frow)
+    with pytest.raises(ValueError, match="rating"):
+        model.partial_fit(new.drop(columns="rating"))
+    assert len(first.item_vocab) == len(log.item_id.unique()) + 2

@@ -90,39 +90,85 @@ def encode_item_texts(
     return feats
 
 
-@torch.no_grad()
 def _encode(texts, path, pooling, max_length, batch_size, num_layers, precision, show_progress) -> np.ndarray:
+    layer = num_layers if num_layers is not None else -1
+    return encode_item_text_layers(texts, path, [layer], (pooling,), max_length, batch_size, precision, show_progress)[
+        (layer, pooling)
+    ]
+
+
+@torch.no_grad()
+def encode_item_text_layers(
+    texts: Sequence[str],
+    model_name_or_path: str | os.PathLike,
+    layers: Sequence[int],
+    poolings: Sequence[str] = POOLINGS,
+    max_length: int = 64,
+    batch_size: int = 32,
+    precision: str = "fp32",
+    show_progress: bool = True,
+) -> dict[tuple[int, str], np.ndarray]:
+    """Item text embeddings after several depths and poolings in one pass (not cached): e.g. to choose
+    ``num_layers`` and ``pooling`` of :func:`encode_item_texts` on validation data at the cost of one encoding.
+
+    Args:
+        texts: one text per item.
+        model_name_or_path: a local folder of an ``AutoModel`` LLM.
+        layers: decoder layer counts to read (the states after the first ``l`` layers, then the final norm, as
+            ``encode_item_texts(num_layers=l)``); ``-1`` is all layers. The pass runs up to the deepest one.
+        poolings: ``"mean"`` and/or ``"last"``.
+        max_length, batch_size, precision, show_progress: as in :func:`encode_item_texts`.
+
+    Returns:
+        ``{(layer, pooling): float32 array (len(texts), hidden_size)}``, the same values ``encode_item_texts`` gives.
+    """
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
+    unknown = sorted(set(poolings) - set(POOLINGS))
+    if unknown:
+        raise ValueError(f"poolings must be among {POOLINGS}, got {unknown}.")
+    path = str(model_name_or_path)
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "right"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     model = AutoModel.from_pretrained(path).eval()
-    if num_layers is not None:
-        layers = getattr(model, "layers", None)
-        if layers is None or num_layers > len(layers):
-            raise ValueError(f"num_layers={num_layers}: {path} has {len(layers or [])} decoder layers in `.layers`.")
-        model.layers = layers[:num_layers]
-        model.config.num_hidden_layers = num_layers
+    all_layers = getattr(model, "layers", None)
+    total = len(all_layers or [])
+    resolved = {n: total if int(n) == -1 else int(n) for n in layers}
+    wanted = sorted(set(resolved.values()))
+    if any(n < 1 for n in wanted) or (wanted and wanted[-1] > total) or getattr(model, "norm", None) is None:
+        raise ValueError(f"layers={list(layers)}: {path} has {total} decoder layers in `.layers` (and a `.norm`).")
+    depth = wanted[-1]
+    if depth < total:  # run only as deep as needed
+        model.layers = all_layers[:depth]
+        model.config.num_hidden_layers = depth
+    texts = [str(t) for t in texts]
     order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    out = {
+        (n, pool): np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        for n in wanted
+        for pool in poolings
+    }
     amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     for start in tqdm(range(0, len(texts), batch_size), desc="LLM item texts", disable=not show_progress):
         sel = order[start : start + batch_size]
         enc = tok([texts[j] for j in sel], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         with amp:
-            states = model(**enc).last_hidden_state.float()
+            res = model(**enc, output_hidden_states=len(wanted) > 1)
+            states = {depth: res.last_hidden_state.float()}  # after the final norm
+            for n in wanted[:-1]:
+                states[n] = model.norm(res.hidden_states[n]).float()
         mask = enc["attention_mask"]
-        if pooling == "mean":
-            m = mask.unsqueeze(-1).float()
-            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1)
-        else:
-            last = (mask.sum(1) - 1).clamp(min=0)
-            pooled = states[torch.arange(len(sel)), last]
-        out[sel] = pooled.numpy()
-    return out
+        m = mask.unsqueeze(-1).float()
+        last = (mask.sum(1) - 1).clamp(min=0)
+        for (n, pool), arr in out.items():
+            if pool == "mean":
+                arr[sel] = ((states[n] * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+            else:
+                arr[sel] = states[n][torch.arange(len(sel)), last].numpy()
+    return {(n, pool): out[(resolved[n], pool)] for n in layers for pool in poolings}
 
 
-__all__ = ["POOLINGS", "encode_item_texts"]
+__all__ = ["POOLINGS", "encode_item_text_layers", "encode_item_texts"]

@@ -54,6 +54,8 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
     main_input_name = "input_ids"
     #: prompts scored at once at inference
     score_batch_size: int = 32
+    #: run each user's prompt prefix once and reuse its key/value cache for all of the user's candidates
+    prefix_cache: bool = True
 
     def __init__(self, config: LLMRerankerConfig):
         super().__init__(config)
@@ -174,18 +176,46 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
             )
         return ids[0][0], ids[1][0]
 
-    def prompt(self, history: list[int] | np.ndarray, candidate: int) -> str:
-        """The prompt of a history (item indices, oldest first) and a candidate item index."""
+    def prompt_parts(self, history: list[int] | np.ndarray, candidate: int) -> tuple[str, str]:
+        """The prompt of a history (item indices, oldest first) and a candidate item index, as ``(prefix, suffix)``:
+        the template up to ``{candidate}`` (instructions and history, shared by all of a user's candidates) and the
+        rest. The two parts are tokenized separately (the prompt's tokens are the prefix's then the suffix's), so that
+        scoring can run a user's prefix once and reuse its key/value cache for every candidate."""
         if self.item_texts is None:
             raise ValueError("LLMReranker has no item texts: pass item_texts=(ids, titles) to fit or set_item_texts.")
         titles = "; ".join(self.item_texts[int(i)] for i in history if i >= 0) or "nothing yet"
-        return self.config.prompt_template.format(history=titles, candidate=self.item_texts[int(candidate)])
+        template = self.config.prompt_template
+        cut = template.index("{candidate}")
+        head, tail = template[:cut], template[cut:]
+        if "{history}" in tail:  # history after the candidate: no shared prefix
+            return "", template.format(history=titles, candidate=self.item_texts[int(candidate)])
+        return head.format(history=titles), tail.format(candidate=self.item_texts[int(candidate)])
 
-    def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(
-            prompts, padding=True, truncation=True, max_length=self.config.max_prompt_length, return_tensors="pt"
-        )
-        return {"input_ids": enc.input_ids.to(self.device), "attention_mask": enc.attention_mask.to(self.device)}
+    def prompt(self, history: list[int] | np.ndarray, candidate: int) -> str:
+        """The prompt of a history (item indices, oldest first) and a candidate item index."""
+        return "".join(self.prompt_parts(history, candidate))
+
+    def token_ids(self, texts: list[str], prefix: bool) -> list[list[int]]:
+        """Token ids of prompt prefixes (with the tokenizer's special tokens) or suffixes (without)."""
+        return self.tokenizer(texts, add_special_tokens=prefix).input_ids if texts else []
+
+    def _padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded ``(input_ids, attention_mask)`` of token id lists."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                ids[i, width - len(r) :] = torch.as_tensor(r)
+                mask[i, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def tokenize(self, prefixes: list[list[int]], suffixes: list[list[int]]) -> dict[str, torch.Tensor]:
+        """A left-padded batch of prompts (prefix tokens then suffix tokens); prompts longer than
+        ``max_prompt_length`` tokens lose their beginning."""
+        limit = self.config.max_prompt_length
+        ids, mask = self._padded([(p + s)[-limit:] for p, s in zip(prefixes, suffixes)])
+        return {"input_ids": ids, "attention_mask": mask}
 
     # ------------------------------------------------------------------ forward and training
     def forward(
@@ -222,7 +252,7 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
         self.resize_tables(interactions.num_users, interactions.num_items)
         if item_texts is not None:
             self.set_item_texts(*item_texts)
-        self.prompt(np.zeros(0, dtype=np.int64), 0)  # fails early without texts
+        self.prompt_parts(np.zeros(0, dtype=np.int64), 0)  # fails early without texts
         indptr, items = sequences_from_interactions(interactions)
         starts, ends = indptr[:-1], indptr[1:]
         self.user_history = torch.as_tensor(
@@ -240,8 +270,9 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
             pick = torch.randint(0, pool.shape[1], (len(idx),), generator=gen).numpy()
             candidate = np.where(slot == 0, positives[row], pool[row, pick])
             label = torch.as_tensor((slot == 0).astype(np.float32), device=self.device)
-            batch = self.tokenize([self.prompt(hist[r], c) for r, c in zip(row, candidate)])
-            return {**batch, "labels": label}
+            parts = [self.prompt_parts(hist[r], c) for r, c in zip(row, candidate)]
+            pre, suf = self.token_ids([p for p, _ in parts], True), self.token_ids([x for _, x in parts], False)
+            return {**self.tokenize(pre, suf), "labels": label}
 
         return TrainingExamples(len(users) * per_user, collate, unit="prompt")
 
@@ -257,6 +288,76 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
             gather_windows(items, indptr[:-1], indptr[1:], self.config.history_length) - 1, device=self.device
         )
         self.seen_items = inter.to_csr("binary")
+
+    def partial_fit(self, interactions: Any, item_texts: tuple | None = None, **options: Any) -> LLMReranker:
+        """Pass the update to the first stage (``first_stage.partial_fit(interactions, **options)``), take its grown
+        vocabularies and seen items, and append each updated user's new items (in time order) to the history the
+        prompts name. The LoRA adapter stays as tuned (as a fusion's tuned weights do): refit to tune it on the new
+        users' prompts. The log is checked against the re-ranker and the first stage first, so a bad log changes
+        neither.
+
+        Args:
+            interactions: the new interactions, with the fitted log's columns.
+            item_texts: ``(item_ids, texts)`` of the new items (new items without one are named by their id).
+            **options: the first stage's update options (e.g. ``epochs`` for a gradient-trained first stage).
+
+        Returns:
+            The re-ranker itself.
+        """
+        from ...data.views import encode_interactions
+        from ...online import LOG_SCHEMA_KEY, check_update_log
+
+        first = self._require_first_stage()
+        check_update_log(self, interactions)
+        check_update_log(first, interactions)
+        old_hist = self.user_history.detach().clone()
+        first.partial_fit(interactions, **options)
+        self._set_first_stage(first)
+        self._extend_item_texts(item_texts)
+        inter = encode_interactions(interactions, self.user_vocab, self.item_vocab)
+        self.user_history = self._appended_histories(old_hist, inter)
+        schema = getattr(self.config, LOG_SCHEMA_KEY, None)
+        if schema and inter.timestamp is not None and len(inter.timestamp):
+            schema["last_timestamp"] = max(int(inter.timestamp.max()), schema.get("last_timestamp") or -(2**62))
+        return self
+
+    def _extend_item_texts(self, item_texts: tuple | None) -> None:
+        """Item texts for the items added since (from ``item_texts``, else named by id); known items keep theirs."""
+        if self.item_texts is None:  # never given: set_item_texts names them all
+            return
+        old = list(self.item_texts)
+        given = {}
+        if item_texts is not None:
+            ids, texts = item_texts
+            if len(ids) != len(texts):
+                raise ValueError(f"item_texts got {len(ids)} item ids but {len(texts)} texts.")
+            idx = self.item_vocab.encode(list(ids), unknown="mask")
+            given = {int(i): str(t) for i, t in zip(idx, texts) if i >= 0}
+        new = np.arange(len(old), self.config.num_items)
+        missing = [i for i in new if i not in given]
+        if missing:
+            logger.warning("%d new items have no text: the prompt names them by id.", len(missing))
+        names = dict(zip(missing, self.item_vocab.decode(np.asarray(missing, dtype=np.int64)))) if missing else {}
+        self.item_texts = [
+            given.get(i, old[i] if i < len(old) else f"item {names.get(i)}") for i in range(len(new) + len(old))
+        ]
+
+    def _appended_histories(self, old: torch.Tensor, inter: Interactions) -> torch.Tensor:
+        """``user_history`` with each user's new items (time order) after their stored ones, the last
+        ``history_length`` kept; rows of new users start empty (``-1``)."""
+        length = self.config.history_length
+        out = torch.full((self.config.num_users, length), -1, dtype=old.dtype)
+        out[: len(old)] = old.cpu()
+        indptr, items = sequences_from_interactions(inter)
+        users = np.flatnonzero(np.diff(indptr))
+        combined = np.concatenate([out[torch.as_tensor(users)].numpy(), np.full((len(users), length), -1)], 1)
+        new = gather_windows(items, indptr[users], indptr[users + 1], length) - 1
+        combined[:, length:] = new
+        # stored items, then the new ones, left-aligned to the end: drop the -1 gaps row by row (vectorised)
+        order = np.argsort(combined >= 0, axis=1, kind="stable")
+        packed = np.take_along_axis(combined, order, axis=1)[:, -length:]
+        out[torch.as_tensor(users)] = torch.as_tensor(packed, dtype=old.dtype)
+        return out.to(old.device)
 
     @torch.no_grad()
     def _negative_pool(self, users: np.ndarray) -> np.ndarray:
@@ -292,16 +393,63 @@ class LLMReranker(EngineTrainedMixin, BackboneModelMixin, RecPreTrainedModel):
         return out
 
     def _llm_scores(self, histories: np.ndarray, candidates: np.ndarray) -> torch.Tensor:
-        """Yes-minus-no logits ``(b, n)`` of every (history row, candidate) prompt."""
-        rows = np.repeat(np.arange(len(candidates)), candidates.shape[1])
-        prompts = [self.prompt(histories[r], c) for r, c in zip(rows, candidates.reshape(-1))]
+        """Yes-minus-no logits ``(b, n)`` of every (history row, candidate) prompt.
+
+        With :attr:`prefix_cache` (the default), each user's prefix (instructions and history) runs once and its
+        key/value cache serves all ``n`` candidate suffixes; users whose prompts would be cut by
+        ``max_prompt_length``, and templates with the history after the candidate, take the plain path (every prompt
+        whole), which gives the same scores up to float rounding.
+        """
+        b, n = candidates.shape
+        parts = [[self.prompt_parts(histories[r], c) for c in candidates[r]] for r in range(b)]
+        prefixes = self.token_ids([row[0][0] for row in parts], True)
+        suffixes = self.token_ids([s for row in parts for _, s in row], False)
+        suffixes = [suffixes[r * n : (r + 1) * n] for r in range(b)]
+        limit = self.config.max_prompt_length
+        shared = [
+            self.prefix_cache and len(prefixes[r]) > 0 and len(prefixes[r]) + max(map(len, suffixes[r])) <= limit
+            for r in range(b)
+        ]
         dtype = autocast_dtype(self.config.precision, self.device)
         amp = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        parts = []
+        out = torch.empty((b, n), dtype=torch.float32)
+        fast, plain = np.flatnonzero(shared), np.flatnonzero(~np.asarray(shared, dtype=bool))
+        per_batch = max(1, self.score_batch_size // n)
         with eval_mode(self), torch.no_grad(), amp:
-            for start in range(0, len(prompts), self.score_batch_size):
-                parts.append(self(**self.tokenize(prompts[start : start + self.score_batch_size])).scores.float())
-        return torch.cat(parts).reshape(candidates.shape)
+            for start in range(0, len(fast), per_batch):
+                rows = fast[start : start + per_batch]
+                out[rows] = self._prefix_cached_scores([prefixes[r] for r in rows], [suffixes[r] for r in rows])
+            flat = [(r, j) for r in plain for j in range(n)]
+            for start in range(0, len(flat), self.score_batch_size):
+                chunk = flat[start : start + self.score_batch_size]
+                batch = self.tokenize([prefixes[r] for r, _ in chunk], [suffixes[r][j] for r, j in chunk])
+                scores = self(**batch).scores.float().cpu()
+                for (r, j), v in zip(chunk, scores):
+                    out[r, j] = v
+        return out
+
+    def _prefix_cached_scores(self, prefixes: list[list[int]], suffixes: list[list[list[int]]]) -> torch.Tensor:
+        """Scores ``(len(prefixes), n)``: the left-padded prefixes run once (with explicit positions that skip the
+        padding), their key/value cache is repeated for the ``n`` suffixes of each, and only the suffixes run on it."""
+        yes, no = self.answer_token_ids()
+        n = len(suffixes[0])
+        p_ids, p_mask = self._padded(prefixes)
+        p_pos = (p_mask.cumsum(1) - 1).clamp(min=0)
+        cache = self.backbone(
+            input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1
+        ).cache
+        cache.batch_repeat_interleave(n)
+        s_ids, s_mask = self._padded([s for row in suffixes for s in row])
+        s_pos = p_mask.sum(1).repeat_interleave(n)[:, None] + (s_mask.cumsum(1) - 1).clamp(min=0)
+        logits = self.backbone(
+            input_ids=s_ids,
+            attention_mask=torch.cat([p_mask.repeat_interleave(n, 0), s_mask], 1),
+            position_ids=s_pos,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        return (logits[:, yes] - logits[:, no]).float().cpu().reshape(len(prefixes), n)
 
     def score_users(self, user_idx: torch.LongTensor) -> torch.Tensor:
         first = self._require_first_stage()
