@@ -155,9 +155,11 @@ def _similarity_rows(scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray,
     computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``),
     each row's similarity to itself ``-inf``. One sparse-times-dense product over ``scaled``'s non-zeros."""
     sims = torch.from_numpy(np.ascontiguousarray(scaled @ scaled[rows].T.toarray(), dtype=np.float32))
-    if shrink > 0:
+    if shrink > 0:  # by blocks of rows: no second matrix of this size
         norms_t = torch.from_numpy(norms)
-        sims.div_(torch.outer(norms_t, norms_t[torch.from_numpy(rows)]).add_(shrink))
+        of_rows = norms_t[torch.from_numpy(rows)]
+        for start in range(0, len(sims), 4096):
+            sims[start : start + 4096].div_(torch.outer(norms_t[start : start + 4096], of_rows).add_(shrink))
     sims[torch.from_numpy(rows), torch.arange(len(rows))] = -torch.inf
     return sims
 
@@ -232,7 +234,7 @@ def knn_prune_update(
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
     cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
     t = torch.from_numpy(touched)
-    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)
+    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)  # the touched rows' new lists
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
@@ -243,12 +245,19 @@ def knn_prune_update(
         kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows, None]
         stale = is_touched[kept_idx] & (kept_val > 0)
         new_val = cross[rows]
-        new_val = torch.where((new_val >= b) & (new_val > 0), new_val, -torch.inf)
-        changed = stale.any(1) | torch.isfinite(new_val).any(1)
-        rows, kept_val, kept_idx, new_val, b = (v[changed] for v in (rows, kept_val, kept_idx, new_val, b))
+        reach = (new_val >= b) & (new_val > 0)
+        changed = stale.any(1) | reach.any(1)
+        rows, kept_val, kept_idx, new_val, reach, b = (
+            v[changed] for v in (rows, kept_val, kept_idx, new_val, reach, b)
+        )
         kept_val[(kept_val <= 0) | stale[changed]] = -torch.inf
+        new_val = new_val.masked_fill(~reach, -torch.inf)
+        if not len(rows):
+            continue
+        width = max(1, min(int(reach.sum(1).max()), depth + 1))
+        new_val, new_pos = torch.topk(new_val, width, dim=1)  # the few new similarities that reach the bound
         val, pos = torch.topk(torch.cat([kept_val, new_val], dim=1), depth + 1, dim=1)
-        idx = torch.gather(torch.cat([kept_idx, t.expand(len(rows), -1)], dim=1), 1, pos)
+        idx = torch.gather(torch.cat([kept_idx, t[new_pos]], dim=1), 1, pos)
         left_out = torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b[:, 0]))
         b = torch.maximum(b[:, 0], left_out)
         keep = val[:, :depth] > 0
