@@ -129,6 +129,27 @@ def test_ease_repeated_updates_stay_exact():
     np.testing.assert_allclose(model.item_weights.numpy(), refit.item_weights.numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("as_loaded", [False, True])
+def test_ease_float32_update_from_kept_diagonal_or_gram(as_loaded):
+    """A float32 fit: P comes back from B and the diagonal fit kept (or, as after loading, one Gram matrix); the
+    float64 updates stay as close to a float64 refit as the float32 fit itself is; new items grow P's buffer."""
+    log = tiny_log(num_users=60, num_items=40)
+    model = EASEModel(EASEConfig(l2=5.0)).fit(log)
+    if as_loaded:
+        del model._precision_diagonal
+    parts = [partial_fit_log(log), log.iloc[::5].assign(user_id=lambda d: d.user_id + "-y")]
+    for part in parts:
+        model.partial_fit(part)
+    refit = EASEModel(EASEConfig(l2=5.0, solver_dtype="float64"))
+    refit.set_vocabs(model.user_vocab, model.item_vocab)
+    refit.fit(pd.concat([log] + parts))
+    fitted32 = EASEModel(EASEConfig(l2=5.0)).fit(log).item_weights.numpy()
+    fitted64 = EASEModel(EASEConfig(l2=5.0, solver_dtype="float64")).fit(log).item_weights.numpy()
+    tol = max(1e-5, 10 * np.abs(fitted32 - fitted64).max())
+    np.testing.assert_allclose(model.item_weights.numpy(), refit.item_weights.numpy(), atol=tol)
+    assert model._precision[1].shape[0] >= model.config.num_items
+
+
 @pytest.mark.parametrize(
     "model_cls, config",
     [
