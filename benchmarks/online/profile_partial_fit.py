@@ -9,8 +9,8 @@ Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/online/profile_p
 from __future__ import annotations
 
 import argparse
-import cProfile
 import copy
+import cProfile
 import io
 import pstats
 import sys
@@ -46,14 +46,14 @@ def main() -> None:
     print(f"commit {commit()}, load {load_average()}, chunk {chunks[args.chunk][0]} ({len(chunk)} rows)")
     for name in args.families.split(","):
         config = FAMILIES[name][0]
-        make = lambda: AutoModelForRecommendation.for_model(name, **config)  # noqa: E731
+        make = lambda name=name, config=config: AutoModelForRecommendation.for_model(name, **config)  # noqa: E731
         base = make().fit(past, show_progress=False)
         model = copy.deepcopy(base)
         if name == "ease":  # the first update after fit also recovers P: time it apart from a second one
             t = time.perf_counter()
             copy.deepcopy(base).partial_fit(chunk)
             print(f"== ease: first update (recovers P) {time.perf_counter() - t:.3f} s")
-            model.partial_fit(chunks[args.chunk][2].iloc[:0].pipe(lambda d: chunk.iloc[: len(chunk) // 2]))
+            model.partial_fit(chunk.iloc[: len(chunk) // 2])  # P recovered: the profile is of a later update
             chunk_used = chunk.iloc[len(chunk) // 2 :]
         else:
             chunk_used = chunk
