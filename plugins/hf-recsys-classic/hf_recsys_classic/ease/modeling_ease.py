@@ -148,10 +148,14 @@ class EASEModel(EASEPreTrainedModel):
         w = torch.sparse.mm(ut, prec)  # U P, (r, capacity): a sum of rows of P per row of U
         middle = torch.diag(sign) + torch.sparse.mm(ut, w.T).T  # S^-1 + U P U^T, S = diag(sign)
         prec.addmm_(w.T, torch.linalg.solve(middle, w), alpha=-1.0)  # P - (U P)^T M^-1 (U P), in place
-        weights = prec[:n, :n].float()
+        if self.item_weights.shape == (n, n):  # no new items: B is rewritten in place (no new n x n matrix)
+            weights = self.item_weights.data.copy_(prec[:n, :n])
+        else:
+            weights = prec[:n, :n].float()
         weights.div_(-weights.diagonal().clone().unsqueeze(0))
         weights.diagonal().zero_()
-        self.item_weights = nn.Parameter(weights, requires_grad=False)
+        if weights is not self.item_weights.data:
+            self.item_weights = nn.Parameter(weights, requires_grad=False)
         self._precision = (self.item_weights, prec)  # valid while these weights are the model's
 
     def _precision_buffer(self, seen_before: sp.csr_matrix, n: int) -> torch.Tensor:
