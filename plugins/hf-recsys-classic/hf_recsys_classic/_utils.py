@@ -224,6 +224,8 @@ def knn_prune_update(
         return idx, val, val[:, -1].clone() if depth else torch.zeros(n), n
     bound = torch.zeros(n)
     bound[:n_old] = old_val[:, -1] if old_bound is None else old_bound
+    if old_idx.shape[1] > depth:  # lists cut shorter: what is cut off is left out
+        bound[:n_old] = torch.maximum(bound[:n_old], old_val[:, depth])
     out_idx = torch.zeros(n, depth, dtype=torch.long)
     out_val = torch.zeros(n, depth, dtype=torch.float32)
     out_idx[:n_old], out_val[:n_old] = _padded(old_idx, depth)[:, :depth], _padded(old_val, depth)[:, :depth]
