@@ -198,7 +198,7 @@ def knn_prune_update(
     the touched set that reach its bound; the bound rises to the best candidate left out. Its top ``k`` is then
     exact when the ``k``-th value reaches the bound (or the bound is 0: every positive similarity is listed); the
     rows where it does not are recomputed in full. Ties at the ``k``-th value may keep another of the tied rows
-    than a rebuild does (as two rebuilds may).
+    than a rebuild does: both are top-k lists of the same similarities.
 
     Args:
         x: the new (weighted) row matrix, ``(n, d)``; rows other than ``touched`` and the new ones unchanged.

@@ -233,7 +233,7 @@ def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink):
 @pytest.mark.parametrize("model_cls", [ItemKNNModel, UserKNNModel])
 def test_knn_incremental_update_equals_refit(model_cls, as_loaded):
     """weighting="none" takes the incremental path: the same neighbour values as a refit, each a true similarity
-    (binary data ties a lot: a tied neighbour may differ from the refit's choice, as between two refits); also
+    (binary data ties a lot: a tied neighbour may differ from the refit's choice, both being top-k lists); also
     from the saved top-k lists alone, as after loading."""
     log = tiny_log(num_users=60, num_items=40)
     config = (ItemKNNConfig if model_cls is ItemKNNModel else UserKNNConfig)(k=6, shrink=1.0)
