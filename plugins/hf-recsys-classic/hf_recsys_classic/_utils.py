@@ -247,19 +247,24 @@ def knn_prune_update(
         kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows, None]
         stale = is_touched[kept_idx] & (kept_val > 0)
         new_val = cross[rows]
-        reach = (new_val >= b) & (new_val > 0)
-        changed = stale.any(1) | reach.any(1)
-        rows, kept_val, kept_idx, new_val, reach, b = (
-            v[changed] for v in (rows, kept_val, kept_idx, new_val, reach, b)
+        # the new similarities that reach the row's bound (and are positive), gathered to the left of each row
+        hit_row, hit_col = torch.nonzero(new_val >= torch.clamp(b, min=torch.finfo(torch.float32).tiny), as_tuple=True)
+        counts = torch.bincount(hit_row, minlength=len(rows))
+        changed = stale.any(1) | (counts > 0)
+        if not bool(changed.any()):
+            continue
+        width = max(1, int(counts.max()))
+        slot = torch.arange(len(hit_row)) - (torch.cumsum(counts, 0) - counts)[hit_row]
+        hit_val = torch.full((len(rows), width), -torch.inf)
+        hit_val[hit_row, slot] = new_val[hit_row, hit_col]
+        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
+        hit_idx[hit_row, slot] = t[hit_col]
+        rows, kept_val, kept_idx, hit_val, hit_idx, b = (
+            v[changed] for v in (rows, kept_val, kept_idx, hit_val, hit_idx, b)
         )
         kept_val[(kept_val <= 0) | stale[changed]] = -torch.inf
-        new_val = new_val.masked_fill(~reach, -torch.inf)
-        if not len(rows):
-            continue
-        width = max(1, min(int(reach.sum(1).max()), depth + 1))
-        new_val, new_pos = torch.topk(new_val, width, dim=1)  # the few new similarities that reach the bound
-        val, pos = torch.topk(torch.cat([kept_val, new_val], dim=1), depth + 1, dim=1)
-        idx = torch.gather(torch.cat([kept_idx, t[new_pos]], dim=1), 1, pos)
+        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
+        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
         left_out = torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b[:, 0]))
         b = torch.maximum(b[:, 0], left_out)
         keep = val[:, :depth] > 0
