@@ -158,9 +158,9 @@ def markdown(results: dict, meta: dict) -> str:
         "chunk, so single chunks are noisy; the strategies are compared on the same users), averaged over chunks "
         "weighted by the users evaluated. Times are the sum of the 10 updates (partial_fit) or of the 10 full fits "
         "(refit); the first EASE update also recovers P from B (from commit 95516b2 on: from B and the diagonal of P "
-        "kept by fit, O(n^2); before: one Gram matrix). ItemKNN's partial/refit NDCG need not be exactly 1: the updated "
-        "lists hold the refit's similarity values, but where several neighbours tie at the k-th value a different "
-        "one of them may be kept (both are top-k lists of the same similarities).",
+        "kept by fit, O(n^2); before: one Gram matrix). ItemKNN's partial/refit NDCG need not be exactly 1: the "
+        "updated lists hold the refit's similarity values, but where several neighbours tie at the k-th value a "
+        "different one of them may be kept (both are top-k lists of the same similarities).",
         "",
     ]
     rows = [family_row(n, r) for n, r in results.items()]
