@@ -246,3 +246,28 @@ def test_knn_incremental_update_equals_refit(model_cls, as_loaded):
     refit.fit(pd.concat([log, partial_fit_log(log)]), show_progress=False)
     rows = updated.seen_items.T.tocsr() if model_cls is ItemKNNModel else updated.seen_items
     _assert_valid_top_k(updated.neighbor_ids, updated.neighbor_sims.detach(), refit.neighbor_sims.detach(), rows, 1.0)
+
+
+def test_als_length_batches_partition_the_rows_within_their_caps():
+    from hf_recsys_classic.als.modeling_als import _length_chunks
+
+    lengths = np.r_[np.ones(9000, dtype=np.int64), np.random.default_rng(0).integers(0, 700, 3000)]
+    chunks = _length_chunks(lengths, max_cells=50_000)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(len(lengths)))  # every row once
+    for rows in chunks:
+        longest, shortest = np.maximum(lengths[rows], 1).max(), np.maximum(lengths[rows], 1).min()
+        assert len(rows) <= 4096 and (len(rows) == 1 or len(rows) * longest <= 50_000)
+        assert longest < 1.25 * shortest or longest == shortest  # little padding
+
+
+def test_als_exact_solver_after_batching_equals_per_row_solves():
+    model = ALSModel(ALSConfig(factors=4, iterations=2, solver="cholesky")).fit(tiny_log(), show_progress=False)
+    conf = model.confidence(model.seen_items)
+    items = model.item_factors.detach().double()
+    got = model.fold_in(model.seen_items).double()
+    for u in range(0, conf.shape[0], 7):
+        row = conf[u]
+        y = items[torch.from_numpy(row.indices.astype(np.int64))]
+        c = torch.from_numpy(row.data.astype(np.float64))
+        a = items.T @ items + (y.T * (c - 1)) @ y + model.config.regularization * torch.eye(4, dtype=torch.float64)
+        torch.testing.assert_close(got[u], torch.linalg.solve(a, (y * c[:, None]).sum(0)), rtol=1e-3, atol=1e-4)

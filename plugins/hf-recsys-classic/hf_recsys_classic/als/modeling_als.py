@@ -58,16 +58,19 @@ def solve_cg(conf: _Confidence, x: torch.Tensor, other: torch.Tensor, reg: float
     return x
 
 
-def _length_chunks(lengths: np.ndarray, max_cells: int, growth: float = 1.25) -> list[np.ndarray]:
+def _length_chunks(
+    lengths: np.ndarray, max_cells: int, growth: float = 1.25, max_rows: int = 4096
+) -> list[np.ndarray]:
     """Rows grouped by length for padded batches: lengths within a factor ``growth`` of each other (so padding
-    wastes under ``growth - 1`` of the cells), each group split to at most ``max_cells`` padded cells."""
+    wastes under ``growth - 1`` of the cells), each group split to at most ``max_cells`` padded cells and
+    ``max_rows`` rows (each row also holds an ``f x f`` matrix)."""
     order = np.argsort(lengths, kind="stable")
     sorted_len = np.maximum(lengths[order], 1)
     bucket = np.floor(np.log(sorted_len) / np.log(growth)).astype(np.int64)
     bounds = np.r_[0, np.flatnonzero(np.diff(bucket)) + 1, len(order)]
     chunks = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        step = max(1, max_cells // int(sorted_len[hi - 1]))
+        step = max(1, min(max_rows, max_cells // int(sorted_len[hi - 1])))
         chunks += [order[s : min(s + step, hi)] for s in range(lo, hi, step)]
     return chunks
 
