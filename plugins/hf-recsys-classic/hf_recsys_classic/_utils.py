@@ -211,6 +211,9 @@ def knn_prune_update(
             before a row needs a full recomputation.
         block_size: rows merged at once.
 
+    Memory: one dense ``(n, len(touched))`` float32 block; when it would pass ``DENSE_BUDGET`` entries (or when
+    more than half the rows changed) the lists are rebuilt by :func:`knn_prune` instead.
+
     Returns:
         ``(indices, values, bounds, recomputed)``: the new ``(n, depth)`` lists (best first; ``[:, :k]`` is the
         top ``k``), their bounds and the number of untouched rows recomputed in full.
@@ -219,7 +222,8 @@ def knn_prune_update(
     k = max(0, min(k, n - 1))
     depth = max(k, min(depth or old_idx.shape[1], n - 1))
     touched = np.union1d(np.asarray(touched, dtype=np.int64), np.arange(n_old, n))
-    if old_idx.shape[1] < k or 2 * len(touched) > n or k == 0:  # the width changed, or most rows moved: rebuild
+    # the width changed, most rows moved, or the (n, touched) block would pass DENSE_BUDGET: a rebuild (by blocks)
+    if old_idx.shape[1] < k or 2 * len(touched) > n or n * len(touched) > DENSE_BUDGET or k == 0:
         idx, val = knn_prune(x, x, depth, shrink)
         return idx, val, val[:, -1].clone() if depth else torch.zeros(n), n
     bound = torch.zeros(n)
