@@ -173,41 +173,6 @@ def _top_k_positive(values: torch.Tensor, indices: torch.Tensor | None, k: int) 
     return torch.where(keep, idx, torch.zeros_like(idx)), torch.where(keep, val, torch.zeros_like(val))
 
 
-def _touched_lists(
-    cross: torch.Tensor, t: torch.Tensor, old_idx: torch.Tensor, old_val: torch.Tensor, depth: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The new top-``depth`` lists of the touched rows ``t`` (column ``c`` of ``cross`` holds row ``t[c]``'s new
-    similarities to every row), exact, without a selection over every column: a touched row whose old list was full
-    keeps ``depth`` old neighbours, so its new ``depth``-th value is at least ``tau``, the smallest of their new
-    similarities, and only the rows reaching ``tau`` are candidates. The other touched rows (new, or with short old
-    lists) select over their whole column."""
-    m = len(t)
-    out_idx = torch.zeros(m, depth, dtype=torch.long)
-    out_val = torch.zeros(m, depth)
-    full = (old_val > 0).all(1)
-    tau = torch.full((m,), torch.inf)
-    if bool(full.any()):
-        cols = torch.nonzero(full).ravel()
-        tau[cols] = cross[old_idx[cols], cols[:, None]].min(1).values  # new similarities of the old neighbours
-    tau = torch.where(tau > 0, tau, torch.inf)  # (a non-positive threshold: the whole column)
-    hit_row, hit_col = torch.nonzero(cross >= tau, as_tuple=True)
-    if len(hit_col):
-        order = torch.argsort(hit_col, stable=True)
-        hit_row, hit_col = hit_row[order], hit_col[order]
-        counts = torch.bincount(hit_col, minlength=m)
-        slot = torch.arange(len(hit_col)) - (torch.cumsum(counts, 0) - counts)[hit_col]
-        width = max(depth, int(counts.max()))
-        cand_val = torch.full((m, width), -torch.inf)
-        cand_val[hit_col, slot] = cross[hit_row, hit_col]
-        cand_idx = torch.zeros((m, width), dtype=torch.long)
-        cand_idx[hit_col, slot] = hit_row
-        out_idx, out_val = _top_k_positive(cand_val, cand_idx, depth)
-    rest = torch.nonzero(torch.isinf(tau)).ravel()
-    if len(rest):
-        out_idx[rest], out_val[rest] = _top_k_positive(cross[:, rest].T.contiguous(), None, depth)
-    return out_idx, out_val
-
-
 def _padded(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros(len(t), width - t.shape[1])], dim=1) if t.shape[1] < width else t
 
@@ -275,7 +240,7 @@ def knn_prune_update(
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
     cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
     t = torch.from_numpy(touched)
-    out_idx[t], out_val[t] = _touched_lists(cross, t, out_idx[t], out_val[t], depth)
+    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)  # the touched rows' new lists
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
