@@ -18,7 +18,9 @@ served slate's Monte-Carlo ``propensity`` biased up (by about ``(1 - p) / (n_sam
 should divide by nothing but multiply by the served slate's ``inverse_propensity`` instead, which for these
 policies is the number of further independent draws until the shown item comes up at its position again
 (geometric, mean ``1 / p`` exactly, drawn ``n_samples`` at a time and capped at ``max_draws``, by default
-``10 * n_samples``; see :mod:`hf_recsys.policies.base` for what the cap costs).
+``10 * n_samples``; see :mod:`hf_recsys.policies.base` for what the cap costs). Thompson policies log no
+``inverse_cascade_propensity`` (their prefix probabilities are mostly below ``1 / max_draws``): their RIPS and
+slate-IPS still divide by the Monte-Carlo ``cascade_propensity``.
 """
 
 from __future__ import annotations
@@ -277,12 +279,13 @@ class _SamplingPolicy(Policy):
         return (same.sum(1) + extra) / (self.n_samples + extra), (prefix.sum(1) + extra) / (self.n_samples + extra)
 
     def _inverse_propensities_idx(self, users, idx, marg, casc):
+        # Item-position marginals only: whole-slate probabilities are mostly far below 1 / max_draws (the counts
+        # would be the cap, biased and ~10x the sampling cost), so no inverse_cascade_propensity (NaN -> None).
         def hits_of(rows, s):
-            return np.concatenate(_prefix_match(self._draw_topk(users[rows], idx.shape[1], s)[0], idx[rows]), -1)
+            return _prefix_match(self._draw_topk(users[rows], idx.shape[1], s)[0], idx[rows])[0]
 
-        k = idx.shape[1]
-        counts = _geometric_counts(hits_of, len(idx), 2 * k, self.n_samples, self.max_draws)
-        return counts[:, :k], counts[:, k:]
+        counts = _geometric_counts(hits_of, len(idx), idx.shape[1], self.n_samples, self.max_draws)
+        return counts, np.full(idx.shape, np.nan)
 
     def _first_position_probs(self, users):
         first = self._draw_topk(users, 1, self.n_samples)[0][:, :, 0]

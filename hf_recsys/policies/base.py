@@ -44,7 +44,8 @@ class Slates:
         policy: the name of the policy that served them.
         inverse_propensity: ``(n, k)`` unbiased estimate of ``1 / propensity`` (exact where the policy has a closed
             form; a capped geometric draw count otherwise, see the module docstring), or ``None``.
-        inverse_cascade_propensity: ``(n, k)`` the same for ``cascade_propensity``, or ``None``.
+        inverse_cascade_propensity: ``(n, k)`` the same for ``cascade_propensity``, or ``None`` (Thompson policies:
+            their prefix probabilities are mostly too small for a capped draw count).
     """
 
     users: np.ndarray
@@ -228,6 +229,7 @@ class Policy:
             return (idx, scores, marg, casc, *self._inverse_propensities_idx(batch, idx, marg, casc))
 
         idx, scores, marg, casc, inv_marg, inv_casc = self._batched(one, users)
+        inv_casc = None if np.isnan(inv_casc).all() else inv_casc  # a policy without unbiased prefix inverses
         return Slates(users, self.item_ids[idx], marg, casc, scores, self.name, inv_marg, inv_casc)
 
     def propensities(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -305,7 +307,7 @@ class Policy:
     def _inverse_propensities_idx(
         self, users: np.ndarray, idx: np.ndarray, marg: np.ndarray, casc: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Unbiased ``1 / p`` of served slates; this default holds for exact probabilities (override otherwise)."""
+        """Unbiased ``1 / p`` of served slates (all-NaN prefixes: none); this default holds for exact probabilities."""
         return _inverse(marg), _inverse(casc)
 
     def _first_position_probs(self, users: np.ndarray) -> np.ndarray:

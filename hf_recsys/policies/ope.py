@@ -312,6 +312,9 @@ def _frame(log: Any, columns: dict[str, str] | None):
     return frame
 
 
+_INVERSE_COLUMNS = {"inv_p_log": "inverse_propensity", "inv_cascade_log": "inverse_cascade_propensity"}
+
+
 def _check_log(frame) -> None:
     import pandas as pd
 
@@ -354,9 +357,6 @@ def _check_log(frame) -> None:
                     f"{int(bad.sum())} {col} value(s) are not finite numbers >= 1 (first: {inv[bad][0]!r} in row "
                     f"{int(np.argmax(bad))}): an inverse probability is at least 1."
                 )
-
-
-_INVERSE_COLUMNS = {"inv_p_log": "inverse_propensity", "inv_cascade_log": "inverse_cascade_propensity"}
 
 
 def _slates(frame) -> tuple[Any, int]:
