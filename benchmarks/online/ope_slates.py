@@ -14,6 +14,12 @@ and a 20,000-slate Monte-Carlo mean per user for the uniform part. Under PBM eve
 cascade the reward at a position depends on the items above it, which independent-IPS ignores (biased) and
 reward-interaction IPS accounts for. Mean relative error over ``--seeds`` logs per number of rounds.
 
+A second table logs with a softmax (Plackett-Luce) policy over model A instead (temperature ``--temperature``,
+``--n-samples`` Monte-Carlo draws), whose item-position marginals beyond position 0 are Monte-Carlo estimates: it
+compares independent-IPS and the pseudo-inverse weighted by ``1 / propensity`` (the served slate counted among the
+``n_samples + 1`` draws: biased up, so the estimates come out low) with the same estimators weighted by the logged
+``inverse_propensity`` (a geometric draw count, unbiased up to its cap), as signed mean relative errors.
+
 Usage (from the repository root): ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/online/ope_slates.py``.
 """
 
@@ -30,9 +36,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ope import _meta  # noqa: E402  (the machine / load / commit header shared with ope.py)
 
-from hf_recsys.policies import EpsilonGreedyPolicy, OPEInputs, estimate  # noqa: E402
+from hf_recsys.policies import EpsilonGreedyPolicy, OPEInputs, SoftmaxPolicy, estimate  # noqa: E402
 
 ESTIMATORS = ("iips", "rips", "slate_ips", "pseudo_inverse")
+SOFTMAX_COLUMNS = ("iips 1/propensity", "iips inverse_propensity", "pi 1/propensity", "pi inverse_propensity", "rips")
 K = 3
 
 
@@ -112,6 +119,59 @@ def run(rounds: list[int], seeds: int) -> dict:
     return out
 
 
+def run_softmax(rounds: list[int], seeds: int, n_samples: int, temperature: float) -> dict:
+    """Signed relative errors under softmax logging, old (``1 / propensity``) and new (``inverse_propensity``)."""
+    model_a, model_b, truth_model = models()
+    user_ids = model_a.user_vocab.decode(np.arange(200))
+    item_ids = model_a.item_vocab.decode(np.arange(50))
+    q_all = click_probs(truth_model, user_ids, item_ids)
+    target = EpsilonGreedyPolicy(model_b, epsilon=0.2, items=item_ids)
+    truth = {kind: true_value(target, q_all, kind, np.random.default_rng(99)) for kind in ("pbm", "cascade")}
+    table: dict = {kind: {} for kind in truth}
+    for n in rounds:
+        errs = {kind: np.empty((seeds, len(SOFTMAX_COLUMNS))) for kind in truth}
+        for s in range(seeds):
+            rng = np.random.default_rng(7919 * s + n)
+            logging = SoftmaxPolicy(model_a, temperature, items=item_ids, n_samples=n_samples, seed=s)
+            users = user_ids[rng.integers(0, 200, n)]
+            served = logging.sample(users, k=K)
+            shown = model_a.item_vocab.encode(served.items.reshape(-1)).reshape(n, K)
+            q_shown = q_all[model_a.user_vocab.encode(list(users))[:, None], shown]
+            marg, casc = target.propensities(users, served.items)
+            for kind in truth:
+                reward = clicks(q_shown, kind, rng)
+                old = OPEInputs(reward, served.propensity, marg, served.cascade_propensity, casc)
+                new = OPEInputs(reward, served.propensity, marg, served.cascade_propensity, casc)
+                new.inv_p_log, new.inv_cascade_log = served.inverse_propensity, served.inverse_cascade_propensity
+                values = [estimate(x, e) for e in ("iips", "pseudo_inverse") for x in (old, new)]
+                errs[kind][s] = (np.array([*values, estimate(new, "rips")]) - truth[kind]) / truth[kind]
+        for kind in truth:
+            table[kind][n] = {
+                "mean": dict(zip(SOFTMAX_COLUMNS, errs[kind].mean(0).tolist())),
+                "stderr": dict(zip(SOFTMAX_COLUMNS, (errs[kind].std(0, ddof=1) / np.sqrt(seeds)).tolist())),
+            }
+    return {kind: {"truth": truth[kind], "table": table[kind]} for kind in truth}
+
+
+def _softmax_markdown(result: dict, meta: dict) -> list[str]:
+    lines = [
+        "",
+        f"# Softmax logging (temperature {meta['temperature']}, n_samples {meta['n_samples']}): signed mean relative "
+        f"error ± s.e. over {meta['seeds']} seeds",
+        "",
+        "Same target and truth as above. `1/propensity`: the weights divide by the logged Monte-Carlo marginal (the "
+        "served slate counted among the draws); `inverse_propensity`: they multiply by the logged geometric draw "
+        "count. RIPS uses the exact prefix probabilities of the softmax policy.",
+    ]
+    for kind, res in result.items():
+        lines += ["", f"## {kind} clicks (true value {res['truth']:.5f})", ""]
+        lines += ["| rounds | " + " | ".join(SOFTMAX_COLUMNS) + " |", "| --- |" + " --- |" * len(SOFTMAX_COLUMNS)]
+        for n, row in res["table"].items():
+            cells = [f"{row['mean'][e]:+.4f} ± {row['stderr'][e]:.4f}" for e in SOFTMAX_COLUMNS]
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _markdown(result: dict, meta: dict) -> str:
     lines = [
         f"# Slate OPE relative error (k={K}, 50 items, 200 users), mean ± s.e. over {meta['seeds']} seeds",
@@ -121,24 +181,34 @@ def _markdown(result: dict, meta: dict) -> str:
         "epsilon-greedy 0.2 over ALS B.",
     ]
     for kind, res in result.items():
+        if kind == "softmax":
+            continue
         lines += ["", f"## {kind} clicks (true value {res['truth']:.5f} clicks per slate)", ""]
         lines += ["| rounds | " + " | ".join(ESTIMATORS) + " |", "| --- |" + " --- |" * len(ESTIMATORS)]
         for n, row in res["table"].items():
             cells = [f"{row['mean'][e]:.4f} ± {row['stderr'][e]:.4f}" for e in ESTIMATORS]
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    if "softmax" in result:
+        lines += _softmax_markdown(result["softmax"], meta)
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--rounds", type=int, nargs="*", default=[1000, 10000, 100000], help="[] to skip")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--softmax-rounds", type=int, nargs="*", default=[1000, 10000, 100000], help="[] to skip")
+    parser.add_argument("--n-samples", type=int, default=50, help="softmax logging: Monte-Carlo draws")
+    parser.add_argument("--temperature", type=float, default=0.5, help="softmax logging temperature")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results_ope_slates")), help="without suffix")
     args = parser.parse_args()
     args.beta = args.epsilon = args.tau = None
     meta = _meta(args)
+    meta["temperature"], meta["n_samples"] = args.temperature, args.n_samples
     meta["load_before"] = os.popen("uptime").read().strip()
-    result = run(args.rounds, args.seeds)
+    result = run(args.rounds, args.seeds) if args.rounds else {}
+    if args.softmax_rounds:
+        result["softmax"] = run_softmax(args.softmax_rounds, args.seeds, args.n_samples, args.temperature)
     meta["load_after"] = os.popen("uptime").read().strip()
     text = _markdown(result, meta)
     print(text)

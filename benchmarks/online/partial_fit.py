@@ -43,10 +43,50 @@ FAMILIES = {  # config, fit options, partial_fit options
     "user_knn": ({"k": 30}, {}, {}),
     "ease": ({"l2": 500.0}, {}, {}),
     "als": ({"factors": 64, "regularization": 1.0, "alpha": 1.0, "iterations": 15}, {}, {}),
-    "bprmf": ({"factors": 64, "epochs": 30, "regularization": 0.01}, {}, {"replay": 1.0}),
+    # partial_fit options chosen on the validation stream before the test chunks (tune_bpr_partial_fit.md)
+    "bprmf": (
+        {"factors": 64, "epochs": 30, "regularization": 0.01},
+        {},
+        {"replay": 1.0, "epochs": 30, "learning_rate": 0.02},
+    ),
     "neumf": ({"factors": 32, "mlp_layers": [64, 32, 16], "epochs": 8}, {}, {"replay": 1.0}),
 }
 SOLVER_FAMILIES = ("most_popular", "item_knn", "user_knn", "ease", "als")
+
+
+PROFILE_NOTES = """## Where the update time goes (profiles)
+
+`benchmarks/online/profile_partial_fit.py` fits each solver family on the warm-up, then profiles (cProfile) one
+`partial_fit` with the first chunk (2017-12, 536 rows) and times a refit beside it. All on this machine, torch 1
+thread; the load is given per run (other helpers' jobs: the times move with it, the ratios less).
+
+Before this round (commit 97ba044, load average 2.2):
+
+- **shared path**: 4.6 ms a warm update (the first call in a process 31 ms: pyarrow's compute kernels start): the
+  log check 0.4 ms, the vocabulary growth 2.2 ms (each column looked up, then looked up again to extend it, then
+  once more to encode), the encoding 1.0 ms, the seen-items merge 0.9 ms, MostPopular's own hook 0.04 ms, the
+  finiteness check 0.35 ms; the pandas columns were converted to Arrow 12 times per update. Now the log's
+  canonical columns are read once into an Arrow table and each column is looked up once to grow its vocabulary.
+- **ALS** (0.19 s vs refit 0.80 s): 90% in `solve_exact`: the 436 touched items went into one padded batch as long
+  as the longest row (312), 5x the 25,491 non-zeros: the gather of the factor rows 50 ms, the confidence scaling
+  37 ms, the batched products 37 ms, the Cholesky factorisations 18 ms. Now the rows are batched by length (within
+  25%), each batch with its own Cholesky: 0.064 s vs refit 0.667 s at ca71589 (load 4.3).
+- **UserKNN / ItemKNN**: the whole similarity build (`knn_prune`, 0.049 s of UserKNN's 0.060 s). Now
+  `knn_prune_update` (see the README): on ItemKNN at ca71589 (load 4.2) 0.15 s vs a 1.0 s refit, of which the
+  top-k selections 51 ms and the sparse product 12 ms; with the reserve (1.5 k lists) no row needed the exact
+  fallback on this chunk, without it (k lists) 2,206 of the 9.3k untouched rows did. On chunk 3 (1,131 touched
+  items, load 12): the product 74 ms, the transposed copy of the touched block 119 ms, the touched rows' top-k
+  86 ms, the merge about 290 ms; a rebuild 2.6 s.
+- **EASE** (commit 3098825, load 13): the first update 13.4 s, a later one 9.7 s vs a 40.2 s refit; of the 9.7 s,
+  the element-wise finiteness check over the 9.7k x 9.7k B took 5.0 s, converting P into a new float32 B 2.7 s,
+  the rank-32 Woodbury product 0.72 s, the two sparse products with P 0.30 s, the column division 0.23 s. Now the
+  finiteness check is one sum per tensor (the element-wise check only names a failure), B is rewritten in place
+  when no item joins, P stays in a float64 buffer with room for new items (no n x n copy when items join), and
+  the first update after `fit` gets P from B and the diagonal of P kept by `fit` (`P_ij = -B_ij P_jj`) in
+  O(n^2), without a Gram matrix.
+- **MostPopular**: its hook is 0.04 ms; the update is the shared path (about 3 ms a chunk when the machine lets
+  it run, 11 ms in the chunks where it was preempted), against a refit of 20-35 ms.
+"""
 
 
 def commit() -> str:
@@ -117,7 +157,10 @@ def markdown(results: dict, meta: dict) -> str:
         f"{n_warm:,} earlier interactions. NDCG@10 is each chunk's (over the chunk's users known before it: 9-14 a "
         "chunk, so single chunks are noisy; the strategies are compared on the same users), averaged over chunks "
         "weighted by the users evaluated. Times are the sum of the 10 updates (partial_fit) or of the 10 full fits "
-        "(refit); the first EASE update also recovers P from B (one Gram matrix).",
+        "(refit); the first EASE update also recovers P from B (from commit 95516b2 on: from B and the diagonal of P "
+        "kept by fit, O(n^2); before: one Gram matrix). ItemKNN's partial/refit NDCG need not be exactly 1: the "
+        "updated lists hold the refit's similarity values, but where several neighbours tie at the k-th value a "
+        "different one of them may be kept (both are top-k lists of the same similarities).",
         "",
     ]
     rows = [family_row(n, r) for n, r in results.items()]
@@ -129,7 +172,7 @@ def markdown(results: dict, meta: dict) -> str:
             for k, v in r.items()
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## per chunk", ""]
+    lines += ["", PROFILE_NOTES, "## per chunk", ""]
     for name, res in results.items():
         df = pd.DataFrame(res["rows"])
         wide = df.pivot(index="start", columns="strategy", values=["ndcg@10", "update_seconds"])

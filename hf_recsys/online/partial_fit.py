@@ -142,17 +142,15 @@ def grow_vocabularies(model, data: Any) -> tuple[int, int]:
 
 
 def _extend(vocab, values: pa.Array):
-    from ..data.vocab import UnknownIdError
-
+    """``vocab`` with the unseen ``values`` appended (itself when there are none): one lookup of every value, and
+    the vocabulary's own ``extend`` on the unseen ones only."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     try:
-        vocab.encode(values)
-        return vocab
-    except UnknownIdError:
-        return vocab.extend(values)
+        missing = vocab.encode(values, unknown="mask") < 0
     except TypeError as exc:
         raise TypeError(f"partial_fit: {exc}") from None
+    return vocab.extend(values.filter(pa.array(missing))) if missing.any() else vocab
 
 
 def pad_csr(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -172,7 +170,7 @@ def merge_seen(seen: sp.csr_matrix | None, inter: Interactions) -> sp.csr_matrix
     out = (pad_csr(seen, new.shape) + new).tocsr()
     out.data[:] = 1
     out.sort_indices()
-    return out.astype(np.float32)
+    return out.astype(np.float32, copy=False)
 
 
 def seen_interactions(model) -> Interactions:
@@ -181,6 +179,25 @@ def seen_interactions(model) -> Interactions:
     return Interactions(
         coo.row.astype(np.int64), coo.col.astype(np.int64), None, None, model.config.num_users, model.config.num_items
     )
+
+
+def _all_finite(model) -> bool:
+    """Whether every floating tensor of ``model`` is finite, by one sum per tensor (a NaN or infinity makes the sum
+    non-finite; a finite sum that overflows only sends the caller to the full, element-wise check)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(bool(torch.isfinite(t.detach().sum())) for t in tensors if t.is_floating_point())
+
+
+def _canonical_table(data: Any) -> Any:
+    """The log's canonical columns as one Arrow table, read once (every later step reads its columns again);
+    :class:`Interactions` and other objects pass through (``check_update_log`` names a wrong type)."""
+    import datasets
+    import pandas as pd
+
+    if not isinstance(data, (pd.DataFrame, datasets.Dataset, pa.Table)):
+        return data
+    cols = {name: _column(data, name) for name in CANONICAL_COLUMNS}
+    return pa.table({name: col for name, col in cols.items() if col is not None})
 
 
 def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
@@ -197,6 +214,7 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
 
     if model.user_vocab is None or model.item_vocab is None or model.seen_items is None:
         raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(log) before partial_fit(new_log).")
+    data = _canonical_table(data)
     check_update_log(model, data)
     before = (model.user_vocab, model.item_vocab, model.seen_items)
     try:
@@ -208,7 +226,8 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
         model.set_vocabs(*before[:2])
         model.seen_items = before[2]
         raise
-    _check_finite_state(model, inter)
+    if not _all_finite(model):  # the full check names the tensors
+        _check_finite_state(model, inter)
     schema = getattr(model.config, LOG_SCHEMA_KEY, None)
     if schema and inter.timestamp is not None and len(inter.timestamp):
         schema["last_timestamp"] = max(int(inter.timestamp.max()), schema.get("last_timestamp") or -(2**62))

@@ -13,7 +13,14 @@ probability of each shown item (see :mod:`hf_recsys.policies.base`).
 - :class:`LinUCBPolicy`: the top-``k`` upper confidence bounds of the same per-user linear model (deterministic).
 
 Monte-Carlo estimates use ``n_samples`` fresh draws of the policy; for the slate a policy has just served, the
-served draw counts as one of ``n_samples + 1`` draws (so a served slate never gets probability 0).
+served draw counts as one of ``n_samples + 1`` draws (so a served slate never gets probability 0). That makes the
+served slate's Monte-Carlo ``propensity`` biased up (by about ``(1 - p) / (n_samples + 1)``): IPS-type estimators
+should divide by nothing but multiply by the served slate's ``inverse_propensity`` instead, which for these
+policies is the number of further independent draws until the shown item comes up at its position again
+(geometric, mean ``1 / p`` exactly, drawn ``n_samples`` at a time and capped at ``max_draws``, by default
+``10 * n_samples``; see :mod:`hf_recsys.policies.base` for what the cap costs). Thompson policies log no
+``inverse_cascade_propensity`` (their prefix probabilities are mostly below ``1 / max_draws``): their RIPS and
+slate-IPS still divide by the Monte-Carlo ``cascade_propensity``.
 """
 
 from __future__ import annotations
@@ -52,6 +59,40 @@ def _prefix_match(draws: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per-position and per-prefix agreement of ``draws`` ``(n, S, k)`` with slates ``idx`` ``(n, k)``."""
     same = draws == idx[:, None, :]
     return same, np.cumprod(same, axis=-1).astype(bool)
+
+
+def _geometric_counts(hits_of, n: int, m: int, batch: int, cap: int) -> np.ndarray:
+    """``(n, m)`` number of independent draws until each of ``m`` events first happens, capped at ``cap``.
+
+    Args:
+        hits_of: ``(rows, s) -> (len(rows), s, m)`` booleans: whether each event happens in each of ``s`` fresh
+            independent draws for the given rows.
+        n, m: rows and events per row.
+        batch: draws per round (rows whose events all happened drop out of the next round).
+        cap: the most draws per row; an event that has not happened by then counts ``cap``.
+
+    Returns:
+        float64 counts ``N`` with ``E[N] = (1 - (1 - p) ** cap) / p`` for an event of probability ``p``.
+    """
+    count = np.zeros((n, m))
+    done = np.zeros((n, m), dtype=bool)
+    drawn = 0
+    while drawn < cap and not done.all():
+        rows = np.flatnonzero(~done.all(1))
+        s = min(batch, cap - drawn)
+        hits = hits_of(rows, s)
+        pending, happened = ~done[rows], hits.any(1)
+        count[rows] += np.where(pending, np.where(happened, hits.argmax(1) + 1, s), 0)
+        done[rows] |= happened
+        drawn += s
+    return count
+
+
+def _max_draws(max_draws: int | None, n_samples: int) -> int:
+    cap = 10 * n_samples if max_draws is None else int(max_draws)
+    if cap < 1:
+        raise ValueError(f"max_draws must be >= 1, got {max_draws}.")
+    return cap
 
 
 def _users_per_chunk(per_user: int) -> int:
@@ -133,9 +174,11 @@ class SoftmaxPolicy(Policy):
         exclude_seen: never show items the user interacted with in training.
         n_samples: Monte-Carlo draws for the item-position marginals beyond position 0.
         seed: random seed.
+        max_draws: cap on the draws behind a served slate's ``inverse_propensity`` (default ``10 * n_samples``).
 
     The probability of the first ``j + 1`` items is exact: ``prod_l p(i_l) / (1 - sum_{m<l} p(i_m))``; so is the
-    marginal of position 0 (``p(i_0)``). The marginals of later positions are estimated from ``n_samples`` slates.
+    marginal of position 0 (``p(i_0)``). The marginals of later positions are estimated from ``n_samples`` slates;
+    their ``inverse_propensity`` on a served slate is a geometric draw count (unbiased up to the cap).
     """
 
     name = "softmax"
@@ -148,12 +191,14 @@ class SoftmaxPolicy(Policy):
         exclude_seen: bool = False,
         n_samples: int = 1000,
         seed: int = 0,
+        max_draws: int | None = None,
     ):
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
         super().__init__(items, model, exclude_seen, seed)
         self.temperature = float(temperature)
         self.n_samples = int(n_samples)
+        self.max_draws = _max_draws(max_draws, self.n_samples)
 
     def _log_probs(self, users: np.ndarray) -> np.ndarray:
         logits = self._model_scores(users) / self.temperature
@@ -187,6 +232,17 @@ class SoftmaxPolicy(Policy):
             extra = int(drawn)
             marg[:, 1:] = (same[:, :, 1:].sum(1) + extra) / (self.n_samples + extra)
         return marg, casc
+
+    def _inverse_propensities_idx(self, users, idx, marg, casc):
+        inv = 1.0 / marg
+        if idx.shape[1] > 1:
+            logp = self._log_probs(users)
+
+            def hits_of(rows, s):
+                return _prefix_match(self._gumbel_topk(logp[rows], idx.shape[1], s), idx[rows])[0][:, :, 1:]
+
+            inv[:, 1:] = _geometric_counts(hits_of, len(idx), idx.shape[1] - 1, self.n_samples, self.max_draws)
+        return inv, 1.0 / casc
 
     def _first_position_probs(self, users):
         return np.exp(self._log_probs(users))
@@ -222,6 +278,15 @@ class _SamplingPolicy(Policy):
         extra = int(drawn)
         return (same.sum(1) + extra) / (self.n_samples + extra), (prefix.sum(1) + extra) / (self.n_samples + extra)
 
+    def _inverse_propensities_idx(self, users, idx, marg, casc):
+        # Item-position marginals only: whole-slate probabilities are mostly far below 1 / max_draws (the counts
+        # would be the cap, biased and ~10x the sampling cost), so no inverse_cascade_propensity (NaN -> None).
+        def hits_of(rows, s):
+            return _prefix_match(self._draw_topk(users[rows], idx.shape[1], s)[0], idx[rows])[0]
+
+        counts = _geometric_counts(hits_of, len(idx), idx.shape[1], self.n_samples, self.max_draws)
+        return counts, np.full(idx.shape, np.nan)
+
     def _first_position_probs(self, users):
         first = self._draw_topk(users, 1, self.n_samples)[0][:, :, 0]
         counts = np.zeros((len(users), self.num_items))
@@ -245,6 +310,7 @@ class BetaThompsonPolicy(_SamplingPolicy):
         exclude_seen: never show items the user interacted with in the model's training data.
         n_samples: Monte-Carlo draws for the probabilities.
         seed: random seed.
+        max_draws: cap on the draws behind a served slate's inverse propensities (default ``10 * n_samples``).
 
     ``update`` takes rewards in ``[0, 1]``: an item's ``alpha`` grows by the reward, its ``beta`` by
     ``1 - reward`` (clicks are 0/1).
@@ -262,6 +328,7 @@ class BetaThompsonPolicy(_SamplingPolicy):
         exclude_seen: bool = False,
         n_samples: int = 1000,
         seed: int = 0,
+        max_draws: int | None = None,
     ):
         if not (alpha > 0 and beta > 0):
             raise ValueError(f"the Beta prior needs alpha > 0 and beta > 0, got {alpha}, {beta}.")
@@ -269,6 +336,7 @@ class BetaThompsonPolicy(_SamplingPolicy):
         self.alpha = np.full(self.num_items, float(alpha))
         self.beta = np.full(self.num_items, float(beta))
         self.n_samples = int(n_samples)
+        self.max_draws = _max_draws(max_draws, self.n_samples)
 
     def _draw(self, users, samples):
         values = self.rng.beta(self.alpha, self.beta, size=(len(users), samples, self.num_items))
@@ -437,7 +505,8 @@ class LinUCBPolicy(_LinearModel, Policy):
 class LinearThompsonPolicy(_LinearModel, _SamplingPolicy):
     """Linear Thompson sampling per user over item embeddings: ``theta ~ N(theta_u, alpha^2 A_u^-1)``, top-``k``.
 
-    Args: as :class:`LinUCBPolicy`, plus ``n_samples`` (Monte-Carlo draws for the probabilities).
+    Args: as :class:`LinUCBPolicy`, plus ``n_samples`` (Monte-Carlo draws for the probabilities) and
+    ``max_draws`` (cap on the draws behind a served slate's inverse propensities; default ``10 * n_samples``).
     """
 
     name = "linear_thompson"
@@ -453,10 +522,12 @@ class LinearThompsonPolicy(_LinearModel, _SamplingPolicy):
         exclude_seen: bool = False,
         n_samples: int = 1000,
         seed: int = 0,
+        max_draws: int | None = None,
     ):
         Policy.__init__(self, items, model, exclude_seen, seed)
         self._init_linear(item_features, alpha, l2_lambda, prior)
         self.n_samples = int(n_samples)
+        self.max_draws = _max_draws(max_draws, self.n_samples)
 
     def _draw(self, users, samples):
         theta, a_inv = self._posterior(users)

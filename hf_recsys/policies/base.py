@@ -10,6 +10,14 @@ Each served slate comes with, per position ``j``:
 
 With ``k = 1`` all three are the probability of the one action. Where a policy has no closed form (Thompson
 sampling) the probabilities are Monte-Carlo estimates, as stated by each policy.
+
+A served slate also carries ``inverse_propensity`` and ``inverse_cascade_propensity``: estimates of ``1 / p`` for
+the same probabilities that are unbiased where ``p`` itself is only estimated. IPS-type estimators divide by the
+logging probability; dividing by a Monte-Carlo estimate of it is biased (Jensen; and the served slate, counted
+among the draws so that its estimate is never 0, biases it up), whereas these are exact (``1 / p`` of the closed
+form) or the number of independent draws of the policy until the shown item (prefix) comes up again at its position:
+a geometric count with mean exactly ``1 / p``. The count stops at ``max_draws``; the capped mean is
+``(1 - (1 - p) ** max_draws) / p``, a relative bias of ``-(1 - p) ** max_draws`` (below ``exp(-max_draws p)``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ class Slates:
         cascade_propensity: ``(n, k)`` probability that the policy shows ``items[:, : j + 1]`` exactly.
         scores: ``(n, k)`` the scores the policy ranked by (model scores, sampled values or upper bounds).
         policy: the name of the policy that served them.
+        inverse_propensity: ``(n, k)`` unbiased estimate of ``1 / propensity`` (exact where the policy has a closed
+            form; a capped geometric draw count otherwise, see the module docstring), or ``None``.
+        inverse_cascade_propensity: ``(n, k)`` the same for ``cascade_propensity``, or ``None`` (Thompson policies:
+            their prefix probabilities are mostly too small for a capped draw count).
     """
 
     users: np.ndarray
@@ -42,6 +54,8 @@ class Slates:
     cascade_propensity: np.ndarray
     scores: np.ndarray | None = None
     policy: str = ""
+    inverse_propensity: np.ndarray | None = None
+    inverse_cascade_propensity: np.ndarray | None = None
 
     @property
     def slate_propensity(self) -> np.ndarray:
@@ -61,8 +75,9 @@ class Slates:
         """The slates as a ``datasets.Dataset``, one row per shown item.
 
         Columns: ``slate_id``, ``user_id``, ``item_id``, ``position`` (0 = first), ``propensity``,
-        ``cascade_propensity``, ``slate_propensity``, ``score``, ``policy`` and, when given, ``reward`` and
-        ``timestamp``. This is the log format :func:`hf_recsys.policies.ope_inputs` reads.
+        ``cascade_propensity``, ``slate_propensity``, ``score``, ``policy``, ``inverse_propensity`` and
+        ``inverse_cascade_propensity`` (when the slates have them) and, when given, ``reward`` and ``timestamp``.
+        This is the log format :func:`hf_recsys.policies.ope_inputs` reads.
 
         Args:
             rewards: ``(n, k)`` reward of each shown item (``(n,)`` when ``k == 1``), or ``None`` to fill later.
@@ -86,6 +101,9 @@ class Slates:
             "score": (np.full((n, k), np.nan) if self.scores is None else self.scores).reshape(-1).astype(np.float64),
             "policy": [self.policy] * (n * k),
         }
+        for name in ("inverse_propensity", "inverse_cascade_propensity"):
+            if getattr(self, name) is not None:
+                cols[name] = getattr(self, name).reshape(-1).astype(np.float64)
         if rewards is not None:
             cols["reward"] = check_rewards(rewards, (n, k)).reshape(-1)
         if timestamps is not None:
@@ -207,10 +225,12 @@ class Policy:
 
         def one(batch: np.ndarray) -> tuple[np.ndarray, ...]:
             idx, scores = self._sample_idx(batch, k)
-            return (idx, scores, *self._propensities_idx(batch, idx, drawn=True))
+            marg, casc = self._propensities_idx(batch, idx, drawn=True)
+            return (idx, scores, marg, casc, *self._inverse_propensities_idx(batch, idx, marg, casc))
 
-        idx, scores, marg, casc = self._batched(one, users)
-        return Slates(users, self.item_ids[idx], marg, casc, scores, self.name)
+        idx, scores, marg, casc, inv_marg, inv_casc = self._batched(one, users)
+        inv_casc = None if np.isnan(inv_casc).all() else inv_casc  # a policy without unbiased prefix inverses
+        return Slates(users, self.item_ids[idx], marg, casc, scores, self.name, inv_marg, inv_casc)
 
     def propensities(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
         """The probabilities with which this policy would show the given slates to the given users.
@@ -284,11 +304,23 @@ class Policy:
     def _propensities_idx(self, users: np.ndarray, idx: np.ndarray, drawn: bool) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _inverse_propensities_idx(
+        self, users: np.ndarray, idx: np.ndarray, marg: np.ndarray, casc: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unbiased ``1 / p`` of served slates (all-NaN prefixes: none); this default holds for exact probabilities."""
+        return _inverse(marg), _inverse(casc)
+
     def _first_position_probs(self, users: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _update_idx(self, users: np.ndarray, idx: np.ndarray, rewards: np.ndarray) -> None:
         raise NotImplementedError
+
+
+def _inverse(p: np.ndarray) -> np.ndarray:
+    """``1 / p`` (``inf`` where ``p`` is 0)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / p
 
 
 def _as_users(users: Any) -> np.ndarray:

@@ -18,10 +18,13 @@ slate_ips      (slate_target / slate_log) sum_j r_j             0               
 pseudo_inverse (1 - k + sum_j w_j) sum_j r_j                    0                       1
 =============  ===============================================  ======================  =========
 
-``w = p_target / p_log`` for the logged item, ``q`` a reward model's estimate (``q_target``: its mean under the
-target policy's action distribution). DM, DR, SNDR and Switch-DR (as defined in Open Bandit Pipeline) are for
-single-item logs (``k = 1``); the slate estimators use each position's reward. IPS / SNIPS / their Gaussian and
-Clopper-Pearson intervals, and the pseudo-inverse estimator, are those of ``vw-estimators`` (tested equal).
+``w = p_target / p_log`` for the logged item (``p_target * inv_p_log`` when the log has an ``inverse_propensity``
+column, and the prefix weights likewise with ``inverse_cascade_propensity``: unbiased where the logging
+probability is a Monte-Carlo estimate, see :mod:`hf_recsys.policies.base`), ``q`` a reward model's estimate
+(``q_target``: its mean under the target policy's action distribution). DM, DR, SNDR and Switch-DR (as defined
+in Open Bandit Pipeline) are for single-item logs (``k = 1``); the slate estimators use each position's reward.
+IPS / SNIPS / their Gaussian and Clopper-Pearson intervals, and the pseudo-inverse estimator, are those of
+``vw-estimators`` (tested equal).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class OPEInputs:
         q_logged: ``(n, k)`` reward model's estimate for the shown items (``None`` without a reward model).
         q_target: ``(n,)`` reward model's mean under the target's action distribution (single-item logs).
         users, items: the logged users ``(n,)`` and item ids ``(n, k)``.
+        inv_p_log, inv_cascade_log: ``(n, k)`` unbiased estimates of ``1 / p_log`` and ``1 / cascade_log`` (the
+            log's ``inverse_propensity`` / ``inverse_cascade_propensity`` columns); used instead of dividing when
+            given.
     """
 
     reward: np.ndarray
@@ -73,10 +79,20 @@ class OPEInputs:
     q_target: np.ndarray | None = None
     users: np.ndarray | None = None
     items: np.ndarray | None = None
+    inv_p_log: np.ndarray | None = None
+    inv_cascade_log: np.ndarray | None = None
 
     @property
     def weights(self) -> np.ndarray:
-        return self.p_target / self.p_log
+        """Item-position importance weights ``p_target / p_log``."""
+        return self.p_target * self.inv_p_log if self.inv_p_log is not None else self.p_target / self.p_log
+
+    @property
+    def cascade_weights(self) -> np.ndarray:
+        """Prefix importance weights ``cascade_target / cascade_log`` (last column: the whole slate's)."""
+        if self.inv_cascade_log is not None:
+            return self.cascade_target * self.inv_cascade_log
+        return self.cascade_target / self.cascade_log
 
     @property
     def k(self) -> int:
@@ -155,13 +171,13 @@ def _iips(x: OPEInputs, **_) -> Terms:
 
 def _rips(x: OPEInputs, **_) -> Terms:
     _need(x, "rips", "cascade_log", "cascade_target")
-    c = (x.cascade_target / x.cascade_log * x.reward).sum(1)
+    c = (x.cascade_weights * x.reward).sum(1)
     return c, _zeros(len(c)), np.ones(len(c))
 
 
 def _slate_ips(x: OPEInputs, **_) -> Terms:
     _need(x, "slate_ips", "cascade_log", "cascade_target")
-    c = x.cascade_target[:, -1] / x.cascade_log[:, -1] * x.reward.sum(1)
+    c = x.cascade_weights[:, -1] * x.reward.sum(1)
     return c, _zeros(len(c)), np.ones(len(c))
 
 
@@ -296,6 +312,9 @@ def _frame(log: Any, columns: dict[str, str] | None):
     return frame
 
 
+_INVERSE_COLUMNS = {"inv_p_log": "inverse_propensity", "inv_cascade_log": "inverse_cascade_propensity"}
+
+
 def _check_log(frame) -> None:
     import pandas as pd
 
@@ -328,6 +347,15 @@ def _check_log(frame) -> None:
                 raise ValueError(
                     f"{int(bad.sum())} {col} value(s) lie outside (0, 1] (first: {p[bad][0]!r} in row "
                     f"{int(np.argmax(bad))}): a logged item must have had a positive probability of being shown."
+                )
+    for col in _INVERSE_COLUMNS.values():
+        if col in frame.columns:
+            inv = frame[col].to_numpy(dtype=np.float64)
+            bad = ~(np.isfinite(inv) & (inv >= 1))
+            if bad.any():
+                raise ValueError(
+                    f"{int(bad.sum())} {col} value(s) are not finite numbers >= 1 (first: {inv[bad][0]!r} in row "
+                    f"{int(np.argmax(bad))}): an inverse probability is at least 1."
                 )
 
 
@@ -368,7 +396,9 @@ def ope_inputs(
     Args:
         log: ``datasets.Dataset`` or pandas DataFrame, one row per shown item (``Slates.to_dataset`` writes one):
             ``user_id``, ``item_id``, ``reward``, ``propensity`` and optionally ``slate_id``, ``position``,
-            ``cascade_propensity``. A table without ``slate_id`` is a single-item log (one round per row).
+            ``cascade_propensity``, ``inverse_propensity``, ``inverse_cascade_propensity`` (when present, the
+            weights multiply by these instead of dividing by the propensities). A table without ``slate_id`` is a
+            single-item log (one round per row).
         policy: the target policy (its ``propensities`` of the logged slates); ``None`` for logging-side only.
         reward_model: for DM / DR / SNDR / Switch-DR: a fitted recommender (its ``score(users, items)``) or a
             callable ``(users, items) -> (len(users), len(items))`` array of expected rewards.
@@ -394,6 +424,7 @@ def ope_inputs(
         else None,
         users=users,
         items=items,
+        **{f: frame[c].to_numpy(np.float64).reshape(n, k) for f, c in _INVERSE_COLUMNS.items() if c in frame.columns},
     )
     if policy is not None:
         x.p_target, x.cascade_target = _target_propensities(policy, users, items)

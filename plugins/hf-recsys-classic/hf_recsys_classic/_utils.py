@@ -150,6 +150,178 @@ def knn_prune(
     return out_idx, out_val
 
 
+def _similarity_rows(scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray, shrink: float) -> torch.Tensor:
+    """Dense ``(n, len(rows))`` similarities of every row of ``scaled`` to its ``rows``, as :func:`knn_prune`
+    computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``),
+    each row's similarity to itself ``-inf``. One sparse-times-dense product over ``scaled``'s non-zeros."""
+    sims = torch.from_numpy(np.ascontiguousarray(scaled @ scaled[rows].T.toarray(), dtype=np.float32))
+    if shrink > 0:  # by blocks of rows: no second matrix of this size
+        norms_t = torch.from_numpy(norms)
+        of_rows = norms_t[torch.from_numpy(rows)]
+        for start in range(0, len(sims), 4096):
+            sims[start : start + 4096].div_(torch.outer(norms_t[start : start + 4096], of_rows).add_(shrink))
+    sims[torch.from_numpy(rows), torch.arange(len(rows))] = -torch.inf
+    return sims
+
+
+def _top_k_positive(values: torch.Tensor, indices: torch.Tensor | None, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest ``values`` per row (their ``indices``, or column positions), non-positive slots zeroed as in
+    :func:`knn_prune`."""
+    val, pos = torch.topk(values, k, dim=1)
+    idx = pos if indices is None else torch.gather(indices, 1, pos)
+    keep = val > 0
+    return torch.where(keep, idx, torch.zeros_like(idx)), torch.where(keep, val, torch.zeros_like(val))
+
+
+def _padded(t: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.cat([t, t.new_zeros(len(t), width - t.shape[1])], dim=1) if t.shape[1] < width else t
+
+
+def knn_prune_update(
+    x: sp.csr_matrix,
+    k: int,
+    shrink: float,
+    touched: np.ndarray,
+    old_idx: torch.Tensor,
+    old_val: torch.Tensor,
+    old_bound: torch.Tensor | None = None,
+    depth: int | None = None,
+    block_size: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The neighbour lists of ``knn_prune(x, x, k, shrink)`` after only the rows ``touched`` of ``x`` changed (and
+    rows were appended past ``len(old_idx)``), updated from the lists before the change: the top ``k`` are exact.
+
+    Each row keeps a list of up to ``depth >= k`` neighbours and a bound: no row outside its list is more similar
+    than the bound (a fresh top-``depth`` list: its last value). The touched rows' similarities to every row are
+    recomputed with one sparse product (their new lists, and every other row's new similarities to them). An
+    untouched row's new list is the top of its old neighbours outside the touched set and its new similarities to
+    the touched set that reach its bound; the bound rises to the best candidate left out. Its top ``k`` is then
+    exact when the ``k``-th value reaches the bound (or the bound is 0: every positive similarity is listed); the
+    rows where it does not are recomputed in full. Ties at the ``k``-th value may keep another of the tied rows
+    than a rebuild does: both are top-k lists of the same similarities.
+
+    Args:
+        x: the new (weighted) row matrix, ``(n, d)``; rows other than ``touched`` and the new ones unchanged.
+        k, shrink: as :func:`knn_prune` (normalised, self excluded).
+        touched: indices of the rows that changed.
+        old_idx, old_val: the lists before the change, ``(n_old, w)`` with ``w >= k`` (``knn_prune``'s output, or
+            this function's).
+        old_bound: the rows' bounds before the change (default: the last value of each list, as for a fresh one).
+        depth: neighbours kept per row (default ``w``); more than ``k`` leaves room for neighbours to drop out
+            before a row needs a full recomputation.
+        block_size: rows merged at once.
+
+    Memory: one dense ``(n, len(touched))`` float32 block; when it would pass ``DENSE_BUDGET`` entries (or when
+    more than half the rows changed) the lists are rebuilt by :func:`knn_prune` instead.
+
+    Returns:
+        ``(indices, values, bounds, recomputed)``: the new ``(n, depth)`` lists (best first; ``[:, :k]`` is the
+        top ``k``), their bounds and the number of untouched rows recomputed in full.
+    """
+    n, n_old = x.shape[0], old_idx.shape[0]
+    k = max(0, min(k, n - 1))
+    depth = max(k, min(depth or old_idx.shape[1], n - 1))
+    touched = np.union1d(np.asarray(touched, dtype=np.int64), np.arange(n_old, n))
+    # the width changed, most rows moved, or the (n, touched) block would pass DENSE_BUDGET: a rebuild (by blocks)
+    if old_idx.shape[1] < k or 2 * len(touched) > n or n * len(touched) > DENSE_BUDGET or k == 0:
+        idx, val = knn_prune(x, x, depth, shrink)
+        return idx, val, val[:, -1].clone() if depth else torch.zeros(n), n
+    bound = torch.zeros(n)
+    bound[:n_old] = old_val[:, -1] if old_bound is None else old_bound
+    if old_idx.shape[1] > depth:  # lists cut shorter: what is cut off is left out
+        bound[:n_old] = torch.maximum(bound[:n_old], old_val[:, depth])
+    out_idx = torch.zeros(n, depth, dtype=torch.long)
+    out_val = torch.zeros(n, depth, dtype=torch.float32)
+    out_idx[:n_old], out_val[:n_old] = _padded(old_idx, depth)[:, :depth], _padded(old_val, depth)[:, :depth]
+    if len(touched) == 0:  # nothing changed
+        return out_idx, out_val, bound, 0
+    x = x.tocsr().astype(np.float32)
+    norms = row_norms(x)
+    scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
+    cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
+    t = torch.from_numpy(touched)
+    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)  # the touched rows' new lists
+    bound[t] = out_val[t, -1]
+    is_touched = torch.zeros(n, dtype=torch.bool)
+    is_touched[t] = True
+    rest = torch.nonzero(~is_touched).ravel()
+    redo = []
+    for start in range(0, len(rest), block_size):
+        rows = rest[start : start + block_size]
+        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows, None]
+        stale = is_touched[kept_idx] & (kept_val > 0)
+        new_val = cross[rows]
+        # the new similarities that reach the row's bound (and are positive), gathered to the left of each row
+        hit_row, hit_col = torch.nonzero(new_val >= torch.clamp(b, min=torch.finfo(torch.float32).tiny), as_tuple=True)
+        counts = torch.bincount(hit_row, minlength=len(rows))
+        changed = stale.any(1) | (counts > 0)
+        if not bool(changed.any()):
+            continue
+        width = max(1, int(counts.max()))
+        slot = torch.arange(len(hit_row)) - (torch.cumsum(counts, 0) - counts)[hit_row]
+        hit_val = torch.full((len(rows), width), -torch.inf)
+        hit_val[hit_row, slot] = new_val[hit_row, hit_col]
+        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
+        hit_idx[hit_row, slot] = t[hit_col]
+        rows, kept_val, kept_idx, hit_val, hit_idx, b = (
+            v[changed] for v in (rows, kept_val, kept_idx, hit_val, hit_idx, b)
+        )
+        kept_val[(kept_val <= 0) | stale[changed]] = -torch.inf
+        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
+        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
+        left_out = torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b[:, 0]))
+        b = torch.maximum(b[:, 0], left_out)
+        keep = val[:, :depth] > 0
+        out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
+        out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
+        bound[rows] = b
+        redo.append(rows[(b > 0) & (out_val[rows, k - 1] < b)])  # the k-th does not reach the bound: not proven
+    redo = torch.cat(redo) if redo else torch.zeros(0, dtype=torch.long)
+    if len(redo):
+        redo_np = redo.numpy()
+        for start in range(0, len(redo_np), block_size):  # full rows: their similarities to every row
+            rows = redo_np[start : start + block_size]
+            r = torch.from_numpy(rows)
+            sims = _similarity_rows(scaled, norms, rows, shrink).T.contiguous()
+            out_idx[r], out_val[r] = _top_k_positive(sims, None, depth)
+            bound[r] = out_val[r, -1]
+    return out_idx, out_val, bound, len(redo)
+
+
+class NeighbourUpdateMixin:
+    """What ItemKNN and UserKNN share for exact incremental updates: each row's neighbour list is built
+    ``k + ceil(update_reserve * k)`` deep and kept in memory with its bound (not saved: after loading, the saved
+    top ``k`` lists are the start), so that :func:`knn_prune_update` can let neighbours drop out of a list before
+    the row needs a full recomputation; the model's ``neighbor_ids`` / ``neighbor_sims`` are the top ``k``."""
+
+    def _neighbour_depth(self) -> int:
+        cfg = self.config
+        return cfg.k + int(np.ceil(getattr(cfg, "update_reserve", 0.0) * cfg.k))
+
+    def _set_neighbour_lists(self, idx: torch.Tensor, val: torch.Tensor, bound: torch.Tensor | None = None) -> None:
+        k = min(self.config.k, idx.shape[1])
+        self.neighbor_ids = idx[:, :k].contiguous()
+        self.neighbor_sims = torch.nn.Parameter(val[:, :k].contiguous(), requires_grad=False)
+        if bound is None:
+            bound = val[:, -1].clone() if val.shape[1] else torch.zeros(len(val))
+        self._neighbour_state = (self.neighbor_ids, idx, val, bound)  # valid while neighbor_ids is this tensor
+
+    def _update_neighbour_lists(self, x: sp.csr_matrix, touched: np.ndarray) -> int:
+        """Update the lists after the rows ``touched`` of the (weighted) row matrix ``x`` changed; returns the number
+        of untouched rows that were recomputed in full."""
+        state = getattr(self, "_neighbour_state", None)
+        if state is not None and state[0] is self.neighbor_ids:
+            old = state[1:]
+        else:  # after loading (or a table replaced by hand): the saved top-k lists, bounded by their k-th values
+            old = (self.neighbor_ids.cpu(), self.neighbor_sims.detach().cpu(), None)
+        cfg = self.config
+        idx, val, bound, recomputed = knn_prune_update(
+            x, cfg.k, cfg.shrink, touched, *old, depth=self._neighbour_depth()
+        )
+        self._set_neighbour_lists(idx, val, bound)
+        return recomputed
+
+
 def neighbours_to_csr(idx: torch.Tensor, val: torch.Tensor, n_cols: int) -> sp.csr_matrix:
     """``(n, k)`` neighbour lists as an ``(n, n_cols)`` CSR matrix (zero-valued slots dropped)."""
     n, k = idx.shape
@@ -248,6 +420,8 @@ __all__ = [
     "csr_rows_dense",
     "fitted_matrix",
     "knn_prune",
+    "knn_prune_update",
+    "NeighbourUpdateMixin",
     "neighbours_to_csr",
     "padded_rows",
     "row_norms",

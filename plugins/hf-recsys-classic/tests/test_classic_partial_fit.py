@@ -129,6 +129,27 @@ def test_ease_repeated_updates_stay_exact():
     np.testing.assert_allclose(model.item_weights.numpy(), refit.item_weights.numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("as_loaded", [False, True])
+def test_ease_float32_update_from_kept_diagonal_or_gram(as_loaded):
+    """A float32 fit: P comes back from B and the diagonal fit kept (or, as after loading, one Gram matrix); the
+    float64 updates stay as close to a float64 refit as the float32 fit itself is; new items grow P's buffer."""
+    log = tiny_log(num_users=60, num_items=40)
+    model = EASEModel(EASEConfig(l2=5.0)).fit(log)
+    if as_loaded:
+        del model._precision_diagonal
+    parts = [partial_fit_log(log), log.iloc[::5].assign(user_id=lambda d: d.user_id + "-y")]
+    for part in parts:
+        model.partial_fit(part)
+    refit = EASEModel(EASEConfig(l2=5.0, solver_dtype="float64"))
+    refit.set_vocabs(model.user_vocab, model.item_vocab)
+    refit.fit(pd.concat([log] + parts))
+    fitted32 = EASEModel(EASEConfig(l2=5.0)).fit(log).item_weights.numpy()
+    fitted64 = EASEModel(EASEConfig(l2=5.0, solver_dtype="float64")).fit(log).item_weights.numpy()
+    tol = max(1e-5, 10 * np.abs(fitted32 - fitted64).max())
+    np.testing.assert_allclose(model.item_weights.numpy(), refit.item_weights.numpy(), atol=tol)
+    assert model._precision[1].shape[0] >= model.config.num_items
+
+
 @pytest.mark.parametrize(
     "model_cls, config",
     [
@@ -140,3 +161,113 @@ def test_knn_update_equals_refit(model_cls, config):
     log = tiny_log()
     got, want = _update_vs_refit(model_cls, config, log, partial_fit_log(log))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _true_sims(x: sp.csr_matrix, shrink: float) -> np.ndarray:
+    """Every pairwise similarity of knn_prune, in float64, self excluded (-inf)."""
+    x = x.toarray().astype(np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    sims = x @ x.T / (np.outer(norms, norms) + shrink if shrink > 0 else np.maximum(np.outer(norms, norms), 1e-24))
+    np.fill_diagonal(sims, -np.inf)
+    return sims
+
+
+def _assert_valid_top_k(idx: torch.Tensor, val: torch.Tensor, want_val: torch.Tensor, x, shrink: float) -> None:
+    """``(idx, val)`` is a top-k of ``x``'s similarities: its values are the rebuild's (ties may pick other rows),
+    and every kept neighbour's value is its true similarity."""
+    np.testing.assert_allclose(val.numpy(), want_val.numpy(), rtol=1e-5, atol=1e-6)
+    sims = _true_sims(x, shrink)
+    kept = val.numpy() > 0
+    rows = np.nonzero(kept)[0]
+    np.testing.assert_allclose(val.numpy()[kept], sims[rows, idx.numpy()[kept]], rtol=1e-5, atol=1e-6)
+    for r in range(len(idx)):  # no row appears twice in a list
+        assert len(set(idx[r, kept[r]].tolist())) == int(kept[r].sum())
+
+
+def _changed_rows(x: sp.csr_matrix, rng, n_new: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``x`` with some rows emptied (their old neighbours lose them), some grown, and ``n_new`` rows appended."""
+    n, d = x.shape
+    new = x.tolil()
+    touched = rng.choice(n, size=n // 8, replace=False)
+    for r in touched[: len(touched) // 2]:
+        new[r, :] = 0
+    for r in touched[len(touched) // 2 :]:
+        new[r, rng.choice(d, size=4)] = 1
+    extra = sp.random(n_new, d, density=0.2, random_state=rng, format="csr", data_rvs=np.ones)
+    return sp.vstack([new.tocsr(), extra]).tocsr(), touched
+
+
+@pytest.mark.parametrize("shrink", [0.0, 2.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink):
+    """Binary rows tie a lot; rows are emptied (lists drop below their old k-th value: the exact fallback runs) and
+    appended; three updates in a row, the lists and bounds carried from one to the next (with a reserve and
+    without)."""
+    from hf_recsys_classic._utils import knn_prune, knn_prune_update
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    x = sp.random(120, 40, density=0.08, random_state=rng, format="csr", data_rvs=np.ones)
+    for depth in (k, 12):
+        idx, val = knn_prune(x, x, depth, shrink)
+        bound, cur, redone_total = None, x, 0
+        for _ in range(3):
+            cur, touched = _changed_rows(cur, rng, n_new=3)
+            idx, val, bound, redone = knn_prune_update(cur, k, shrink, touched, idx, val, bound, depth, block_size=32)
+            redone_total += redone
+            want_idx, want_val = knn_prune(cur, cur, k, shrink)
+            assert idx.shape == (cur.shape[0], depth)
+            _assert_valid_top_k(idx[:, :k], val[:, :k], want_val, cur, shrink)
+            sims = _true_sims(cur, shrink)
+            for r in np.nonzero(want_val[:, -1].numpy() > 0)[0]:  # no tie at the k-th value: the rebuild's rows
+                if np.sum(np.isclose(sims[r], want_val[r, -1].item(), rtol=1e-6, atol=1e-7)) == 1:
+                    assert set(idx[r, :k].tolist()) == set(want_idx[r].tolist())
+            outside = sims.copy()
+            np.put_along_axis(outside, idx.numpy(), -np.inf, axis=1)  # the bound holds every row left out
+            assert np.all(outside.max(1) <= bound.numpy() + 1e-6)
+        if depth == k:
+            assert redone_total > 0  # the exact fallback ran
+
+
+@pytest.mark.parametrize("as_loaded", [False, True])
+@pytest.mark.parametrize("model_cls", [ItemKNNModel, UserKNNModel])
+def test_knn_incremental_update_equals_refit(model_cls, as_loaded):
+    """weighting="none" takes the incremental path: the same neighbour values as a refit, each a true similarity
+    (binary data ties a lot: a tied neighbour may differ from the refit's choice, both being top-k lists); also
+    from the saved top-k lists alone, as after loading."""
+    log = tiny_log(num_users=60, num_items=40)
+    config = (ItemKNNConfig if model_cls is ItemKNNModel else UserKNNConfig)(k=6, shrink=1.0)
+    updated = model_cls(config).fit(log, show_progress=False)
+    if as_loaded:
+        del updated._neighbour_state
+    updated.partial_fit(partial_fit_log(log))
+    refit = model_cls(config)
+    refit.set_vocabs(updated.user_vocab, updated.item_vocab)
+    refit.fit(pd.concat([log, partial_fit_log(log)]), show_progress=False)
+    rows = updated.seen_items.T.tocsr() if model_cls is ItemKNNModel else updated.seen_items
+    _assert_valid_top_k(updated.neighbor_ids, updated.neighbor_sims.detach(), refit.neighbor_sims.detach(), rows, 1.0)
+
+
+def test_als_length_batches_partition_the_rows_within_their_caps():
+    from hf_recsys_classic.als.modeling_als import _length_chunks
+
+    lengths = np.r_[np.ones(9000, dtype=np.int64), np.random.default_rng(0).integers(0, 700, 3000)]
+    chunks = _length_chunks(lengths, max_cells=50_000)
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(len(lengths)))  # every row once
+    for rows in chunks:
+        longest, shortest = np.maximum(lengths[rows], 1).max(), np.maximum(lengths[rows], 1).min()
+        assert len(rows) <= 4096 and (len(rows) == 1 or len(rows) * longest <= 50_000)
+        assert longest < 1.25 * shortest or longest == shortest  # little padding
+
+
+def test_als_exact_solver_after_batching_equals_per_row_solves():
+    model = ALSModel(ALSConfig(factors=4, iterations=2, solver="cholesky")).fit(tiny_log(), show_progress=False)
+    conf = model.confidence(model.seen_items)
+    items = model.item_factors.detach().double()
+    got = model.fold_in(model.seen_items).double()
+    for u in range(0, conf.shape[0], 7):
+        row = conf[u]
+        y = items[torch.from_numpy(row.indices.astype(np.int64))]
+        c = torch.from_numpy(row.data.astype(np.float64))
+        a = items.T @ items + (y.T * (c - 1)) @ y + model.config.regularization * torch.eye(4, dtype=torch.float64)
+        torch.testing.assert_close(got[u], torch.linalg.solve(a, (y * c[:, None]).sum(0)), rtol=1e-3, atol=1e-4)

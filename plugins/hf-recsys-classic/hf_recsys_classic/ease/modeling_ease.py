@@ -54,9 +54,12 @@ def _lower_gram(inv: torch.Tensor, block: int) -> torch.Tensor:
     return out
 
 
-def ease_weights(gram: torch.Tensor, l2: float, block: int = 1024) -> torch.Tensor:
+def ease_weights(
+    gram: torch.Tensor, l2: float, block: int = 1024, return_diagonal: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The EASE item-item matrix from a Gram matrix: ``P = (G + l2 I)^-1``, then ``B = -P / diag(P)`` (column-wise)
-    with a zero diagonal. Overwrites ``gram``.
+    with a zero diagonal. Overwrites ``gram``. With ``return_diagonal``, also ``diag(P)``: with ``B`` it gives ``P``
+    back in ``O(n^2)`` (``P_ij = -B_ij P_jj``), what ``partial_fit`` updates.
 
     ``P = L^-T L^-1`` from the Cholesky factor ``L``, with the triangular inverse and product done block-wise in
     matrix-matrix products (about ``n^3`` flops in all, against ``2 n^3`` for ``np.linalg.inv``); LAPACK's own
@@ -71,9 +74,10 @@ def ease_weights(gram: torch.Tensor, l2: float, block: int = 1024) -> torch.Tens
     del chol
     precision = _lower_gram(inv, block)
     del inv
-    weights = precision.div_(-precision.diagonal().clone().unsqueeze(0))
+    diagonal = precision.diagonal().clone()
+    weights = precision.div_(-diagonal.unsqueeze(0))
     weights.diagonal().zero_()
-    return weights
+    return (weights, diagonal) if return_diagonal else weights
 
 
 def _coo(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -113,19 +117,21 @@ class EASEModel(EASEPreTrainedModel):
         dtype = torch.float64 if self.config.solver_dtype == "float64" else torch.float32
         gram = gram_matrix(interactions.to_csr("binary"), dtype=dtype)
         # row-major: the solve leaves B column-major, and torch's sparse @ dense ran ~48x slower on that layout
-        weights = ease_weights(gram, self.config.l2).float().contiguous()
-        self.item_weights = nn.Parameter(weights, requires_grad=False)
+        weights, diagonal = ease_weights(gram, self.config.l2, return_diagonal=True)
+        self.item_weights = nn.Parameter(weights.float().contiguous(), requires_grad=False)
+        self._precision_diagonal = (self.item_weights, diagonal.double())  # in memory: partial_fit's P from B
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
         """``partial_fit``, exact: the Gram matrix changes by ``X_T'^T X_T' - X_T^T X_T`` over the touched users
         ``T`` (rank ``r <= 2 |T|``), so ``P = (X^T X + l2 I)^-1`` is updated by the Woodbury identity in float64,
         new items entering with ``1 / l2`` on the diagonal, then ``B = -P / diag(P)``. Cost ``O(n^2 r + r^2 n)``
-        against the refit's ``O(n^3)``; the first update after ``fit`` or loading also recovers ``P`` from ``B``
-        and one Gram matrix (``P = (I - B) diag(p)``, ``p_j = 1 / [(G + l2 I)(I - B)]_jj``). When ``r > n / 4``
-        a full solve is cheaper and is done instead."""
+        against the refit's ``O(n^3)``. ``P`` is kept in memory between updates (float64, with room for new items);
+        the first update after ``fit`` gets it from ``B`` and ``diag(P)`` (kept by ``fit``) in ``O(n^2)``, after
+        loading from ``B`` and one Gram matrix (``P = (I - B) diag(p)``, ``p_j = 1 / [(G + l2 I)(I - B)]_jj``).
+        When ``r > n / 4`` a full solve is cheaper and is done instead."""
         from hf_recsys.online import pad_csr
 
-        n, l2 = self.config.num_items, self.config.l2
+        n = self.config.num_items
         touched = np.unique(interactions.user_idx)
         new_rows = self.seen_items[touched]
         old_rows = seen_before[touched[touched < seen_before.shape[0]]]
@@ -133,45 +139,64 @@ class EASEModel(EASEPreTrainedModel):
         u = sp.vstack([new_rows, pad_csr(old_rows, (old_rows.shape[0], n))]).tocsr()
         if u.shape[0] > n / 4:  # a full solve is cheaper
             return self._fit(Interactions(*_coo(self.seen_items), None, None, *self.seen_items.shape))
-        prec = self._grown_precision(seen_before, n, l2)
+        prec = self._precision_buffer(seen_before, n)  # (capacity, capacity): P, zero past n
         self._precision = None  # updated in place below
         sign = torch.cat([torch.ones(new_rows.shape[0]), -torch.ones(old_rows.shape[0])]).double()
         coo = u.tocoo()
-        ut = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float64), u.shape)
-        w = torch.sparse.mm(ut, prec)  # U P, (r, n): a sum of rows of P per row of U
+        idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        ut = torch.sparse_coo_tensor(idx, coo.data.astype(np.float64), (u.shape[0], len(prec)), check_invariants=False)
+        w = torch.sparse.mm(ut, prec)  # U P, (r, capacity): a sum of rows of P per row of U
         middle = torch.diag(sign) + torch.sparse.mm(ut, w.T).T  # S^-1 + U P U^T, S = diag(sign)
         prec.addmm_(w.T, torch.linalg.solve(middle, w), alpha=-1.0)  # P - (U P)^T M^-1 (U P), in place
-        weights = prec.float()
+        if self.item_weights.shape == (n, n):  # no new items: B is rewritten in place (no new n x n matrix)
+            weights = self.item_weights.data.copy_(prec[:n, :n])
+        else:
+            weights = prec[:n, :n].float()
         weights.div_(-weights.diagonal().clone().unsqueeze(0))
         weights.diagonal().zero_()
-        self.item_weights = nn.Parameter(weights, requires_grad=False)
-        self._precision = (self.item_weights.data_ptr(), prec)  # valid while these weights are the model's
+        if weights is not self.item_weights.data:
+            self.item_weights = nn.Parameter(weights, requires_grad=False)
+        self._precision = (self.item_weights, prec)  # valid while these weights are the model's
 
-    def _grown_precision(self, seen_before: sp.csr_matrix, n: int, l2: float, block: int = 1024) -> torch.Tensor:
-        """``P`` of the model before the update (cached, or recovered from ``B``), grown to ``n`` items."""
+    def _precision_buffer(self, seen_before: sp.csr_matrix, n: int) -> torch.Tensor:
+        """``P`` of the model before the update, in a float64 ``(capacity, capacity)`` buffer (zero past the items),
+        grown to hold ``n`` items (new ones with ``1 / l2`` on the diagonal; the capacity grows by a margin, so that
+        new items rarely copy the ``n x n`` matrix)."""
         cached = getattr(self, "_precision", None)
-        prec = cached[1] if cached is not None and cached[0] == self.item_weights.data_ptr() else None
+        prec = cached[1] if cached is not None and cached[0] is self.item_weights else None
         old_n = seen_before.shape[1]
-        if prec is None or prec.shape[0] != old_n:
+        if prec is None:
+            prec = self._recovered_precision(seen_before, old_n, capacity=n + max(128, n // 32))
+        if n > len(prec):
+            grown = torch.zeros(n + max(128, n // 32), n + max(128, n // 32), dtype=torch.float64)
+            grown[:old_n, :old_n] = prec[:old_n, :old_n]
+            prec = grown
+        prec.diagonal()[old_n:n] = 1.0 / self.config.l2
+        return prec
+
+    def _recovered_precision(self, seen_before: sp.csr_matrix, old_n: int, capacity: int, block: int = 1024):
+        """``P`` from ``B``: ``P_ij = -B_ij p_j``, ``P_jj = p_j``, with ``p = diag(P)`` kept by ``fit`` or else
+        ``p_j = 1 / [(G + l2 I)(I - B)]_jj`` from one Gram matrix; symmetrised (``B`` holds float32 rounding)."""
+        prec = torch.zeros(capacity, capacity, dtype=torch.float64)
+        p_view = prec[:old_n, :old_n]
+        p_view.copy_(self.item_weights.detach()[:old_n, :old_n]).neg_()
+        p_view.diagonal().add_(1.0)  # I - B
+        kept = getattr(self, "_precision_diagonal", None)
+        if kept is not None and kept[0] is self.item_weights:
+            p = kept[1]
+        else:  # after loading
             gram = gram_matrix(seen_before)  # counts: exact in float32
-            prec = self.item_weights.detach()[:old_n, :old_n].double().neg_()
-            prec.diagonal().add_(1.0)  # I - B
             p = torch.empty(old_n, dtype=torch.float64)
             for i in range(0, old_n, block):  # p_j = 1 / [(G + l2 I)(I - B)]_jj, row block by row block
-                p[i : i + block] = (gram[i : i + block].double() * prec[:, i : i + block].T).sum(1)
-            p += l2 * prec.diagonal()
-            prec.mul_(1.0 / p.unsqueeze(0))
-            for i in range(0, old_n, block):  # symmetrise (B holds float32 rounding)
-                for j in range(i, old_n, block):
-                    avg = (prec[i : i + block, j : j + block] + prec[j : j + block, i : i + block].T) / 2
-                    prec[i : i + block, j : j + block] = avg
-                    prec[j : j + block, i : i + block] = avg.T
-        if n == old_n:
-            return prec
-        grown = torch.zeros(n, n, dtype=torch.float64)
-        grown[:old_n, :old_n] = prec
-        grown.diagonal()[old_n:] = 1.0 / l2
-        return grown
+                p[i : i + block] = (gram[i : i + block].double() * p_view[:, i : i + block].T).sum(1)
+            p = 1.0 / (p + self.config.l2 * p_view.diagonal())
+        p_view.mul_(p.unsqueeze(0))
+        for i in range(0, old_n, block):  # symmetrise
+            for j in range(i, old_n, block):
+                avg = (p_view[i : i + block, j : j + block] + p_view[j : j + block, i : i + block].T) / 2
+                p_view[i : i + block, j : j + block] = avg
+                p_view[j : j + block, i : i + block] = avg.T
+        return prec
 
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
         hist = histories.tocsr().astype(np.float32)

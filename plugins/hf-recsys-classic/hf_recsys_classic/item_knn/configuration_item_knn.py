@@ -16,6 +16,9 @@ class NeighbourhoodConfig(RecConfig):
         weighting: ``"none"``, ``"tfidf"`` or ``"bm25"``: weighting of the interaction matrix before the cosine, as in
             implicit's ``tfidf_weight`` / ``bm25_weight`` (for ItemKNN users act as terms, for UserKNN items).
         bm25_k1, bm25_b: BM25 parameters.
+        update_reserve: extra neighbours per row kept in memory, as a fraction of ``k`` (``0.5``: ``1.5 k`` in all),
+            so that ``partial_fit`` can prove more rows' top ``k`` exact without recomputing them (``0``: none,
+            saving the memory). Not saved: a loaded model starts from its ``k`` lists.
         **kwargs: passed to :class:`RecConfig`.
     """
 
@@ -26,6 +29,7 @@ class NeighbourhoodConfig(RecConfig):
         weighting: str = "none",
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        update_reserve: float = 0.5,
         **kwargs,
     ):
         check_positive(self, "k", k)
@@ -33,11 +37,13 @@ class NeighbourhoodConfig(RecConfig):
         check_choice(self, "weighting", weighting, WEIGHTINGS)
         check_positive(self, "bm25_k1", bm25_k1)
         check_positive(self, "bm25_b", bm25_b, allow_zero=True)
+        check_positive(self, "update_reserve", update_reserve, allow_zero=True)
         self.k = int(k)
         self.shrink = float(shrink)
         self.weighting = weighting
         self.bm25_k1 = float(bm25_k1)
         self.bm25_b = float(bm25_b)
+        self.update_reserve = float(update_reserve)
         super().__init__(**kwargs)
 
 

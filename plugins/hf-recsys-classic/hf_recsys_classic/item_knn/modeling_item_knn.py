@@ -9,7 +9,7 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import knn_prune, neighbours_to_csr, torch_threads, weight_rows
+from .._utils import NeighbourUpdateMixin, knn_prune, neighbours_to_csr, torch_threads, weight_rows
 from .configuration_item_knn import ItemKNNConfig
 
 
@@ -20,7 +20,7 @@ class ItemKNNPreTrainedModel(RecPreTrainedModel):
     trainable = False
 
 
-class ItemKNNModel(ItemKNNPreTrainedModel):
+class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
     """Item-item collaborative filtering with cosine similarity, shrinkage, TF-IDF/BM25 weighting and top-k pruning.
 
     The fitted state is the neighbour list of every item: ``neighbor_ids`` (a persistent buffer) and
@@ -56,11 +56,11 @@ class ItemKNNModel(ItemKNNPreTrainedModel):
         item_user = interactions.to_csr("binary").T.tocsr()
         weighted = weight_rows(item_user, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
         with torch_threads(num_threads):
+            depth = self._neighbour_depth() if cfg.weighting == "none" else cfg.k  # the reserve serves partial_fit
             idx, val = knn_prune(
-                weighted, weighted, cfg.k, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
+                weighted, weighted, depth, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
             )
-        self.neighbor_ids = idx
-        self.neighbor_sims = nn.Parameter(val, requires_grad=False)
+        self._set_neighbour_lists(idx, val)
         self._sim_cache = None
 
     def similarity_matrix(self) -> sp.csr_matrix:
@@ -72,13 +72,19 @@ class ItemKNNModel(ItemKNNPreTrainedModel):
         return self._sim_cache[1]
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
-        """``partial_fit``, exact: the similarities are rebuilt by the model's own fit from the seen items, which
-        hold the whole binary matrix (the weighting's document frequencies and norms change with every new pair, so
-        the neighbour lists of untouched rows can change too). Cost: one similarity build, as a refit, without
-        re-reading the old log."""
+        """``partial_fit``, exact. With ``weighting="none"`` only the touched items' vectors (and norms) change, so
+        only their similarities move: :func:`knn_prune_update` recomputes those with one sparse product and merges
+        them into the other items' kept neighbour lists, recomputing in full the rows the merge cannot prove exact.
+        ``"tfidf"`` / ``"bm25"`` weight every pair by global statistics (the number of items, each user's count, the
+        mean length) that move with every update, so every similarity can change: those rebuild them from the
+        seen items (the cost of a refit, without re-reading the old log)."""
         from hf_recsys.online import seen_interactions
 
-        self._fit(seen_interactions(self), show_progress=show_progress)
+        cfg = self.config
+        if cfg.weighting != "none":
+            return self._fit(seen_interactions(self), show_progress=show_progress)
+        self._update_neighbour_lists(self.seen_items.T.tocsr(), np.unique(interactions.item_idx))
+        self._sim_cache = None
 
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
         hist = histories.tocsr().astype(np.float32)

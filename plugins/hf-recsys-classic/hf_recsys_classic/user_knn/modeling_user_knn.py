@@ -9,7 +9,7 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import knn_prune, neighbours_to_csr, torch_threads, weight_rows
+from .._utils import NeighbourUpdateMixin, knn_prune, neighbours_to_csr, torch_threads, weight_rows
 from .configuration_user_knn import UserKNNConfig
 
 
@@ -20,7 +20,7 @@ class UserKNNPreTrainedModel(RecPreTrainedModel):
     trainable = False
 
 
-class UserKNNModel(UserKNNPreTrainedModel):
+class UserKNNModel(NeighbourUpdateMixin, UserKNNPreTrainedModel):
     """User-user collaborative filtering with cosine similarity, shrinkage, TF-IDF/BM25 weighting and pruning.
 
     The fitted state is each user's ``k`` nearest users (``neighbor_ids`` buffer, ``neighbor_sims`` frozen
@@ -57,20 +57,24 @@ class UserKNNModel(UserKNNPreTrainedModel):
         ``num_threads=1`` is the choice when other jobs share the cores (``benchmarks/classic/speed_bpr_knn.md``)."""
         weighted = self._weighted(interactions.to_csr("binary"))
         with torch_threads(num_threads):
+            depth = self._neighbour_depth() if self.config.weighting == "none" else self.config.k  # for partial_fit
             idx, val = knn_prune(
-                weighted, weighted, self.config.k, self.config.shrink, show_progress=show_progress, desc="UserKNN"
+                weighted, weighted, depth, self.config.shrink, show_progress=show_progress, desc="UserKNN"
             )
-        self.neighbor_ids = idx
-        self.neighbor_sims = nn.Parameter(val, requires_grad=False)
+        self._set_neighbour_lists(idx, val)
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
-        """``partial_fit``, exact: the similarities are rebuilt by the model's own fit from the seen items, which
-        hold the whole binary matrix (the weighting's document frequencies and norms change with every new pair, so
-        the neighbour lists of untouched rows can change too). Cost: one similarity build, as a refit, without
-        re-reading the old log."""
+        """``partial_fit``, exact. With ``weighting="none"`` only the touched users' rows change: their similarities
+        are recomputed and merged into the other users' kept lists (:func:`knn_prune_update`, which recomputes in
+        full the rows the merge cannot prove exact). ``"tfidf"`` / ``"bm25"`` weights depend on global statistics
+        (the number of users, each item's count, the mean length) that move with every update: those rebuild the
+        similarities from the seen items (the cost of a refit, without re-reading the old log)."""
         from hf_recsys.online import seen_interactions
 
-        self._fit(seen_interactions(self), show_progress=show_progress)
+        cfg = self.config
+        if cfg.weighting != "none":
+            return self._fit(seen_interactions(self), show_progress=show_progress)
+        self._update_neighbour_lists(self.seen_items, np.unique(interactions.user_idx))
 
     def _training_matrix(self) -> sp.csr_matrix:
         if self.seen_items is None:

@@ -1,0 +1,95 @@
+"""Choose BPRMF's partial_fit options on a VALIDATION stream, never on the benchmark's test chunks.
+
+The benchmark (partial_fit.py) replays the last 10 calendar months of ml-latest-small (2017-12 .. 2018-09). Here
+the log stops before them: its own last 10 months (2017-02 .. 2017-11) are the validation chunks and everything
+earlier the warm-up. One BPRMF (the benchmark's config) is fitted on that warm-up; every option set updates its
+own copy chunk by chunk, scored prequentially as in the benchmark (NDCG@10 of the chunk's known users, items
+before the chunk masked), and the set with the best user-weighted mean NDCG@10 is the choice.
+
+Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/online/tune_bpr_partial_fit.py``; writes
+``tune_bpr_partial_fit.md`` / ``.json`` beside this script.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "classic"))
+sys.path.insert(0, str(HERE))
+
+from _common import load_average, load_ratings, machine  # noqa: E402
+from partial_fit import FAMILIES, commit  # noqa: E402
+
+from hf_recsys import AutoModelForRecommendation  # noqa: E402
+from hf_recsys.evaluation.streaming import _score_chunk, time_chunks  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+GRID = {"replay": [0.0, 1.0, 4.0], "epochs": [5, 30], "learning_rate": [0.05, 0.02, 0.01]}
+
+
+def main() -> None:
+    meta = machine() | {"load_before": load_average(), "commit": commit()}
+    log = load_ratings().drop(columns="rating")
+    before_test, _ = time_chunks(log, freq="MS", num_chunks=10)
+    warm, chunks = time_chunks(before_test, freq="MS", num_chunks=10)
+    config = FAMILIES["bprmf"][0]
+    t = time.perf_counter()
+    base = AutoModelForRecommendation.for_model("bprmf", **config).fit(warm, show_progress=False)
+    fit_s = time.perf_counter() - t
+    rows = []
+    for values in itertools.product(*GRID.values()):
+        options = dict(zip(GRID, values))
+        model, history, scores, seconds = copy.deepcopy(base), [warm], [], 0.0
+        for _, _, chunk in chunks:
+            past = pd.concat(history, ignore_index=True)
+            res = _score_chunk(model, past, chunk, (10,), ("ndcg",), ("ndcg@10",))
+            scores.append((res["num_evaluated"], res["ndcg@10"]))
+            t = time.perf_counter()
+            model.partial_fit(chunk, **options)
+            seconds += time.perf_counter() - t
+            history.append(chunk)
+        users = np.array([u for u, _ in scores], dtype=float)
+        ndcg = np.array([0.0 if np.isnan(s) else s for _, s in scores])
+        rows.append(options | {"ndcg@10": float((users * ndcg).sum() / users.sum()), "seconds": seconds})
+        print(rows[-1], flush=True)
+    best = max(rows, key=lambda r: r["ndcg@10"])
+    meta |= {"load_after": load_average(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    out = {"meta": meta, "config": config, "warmup_fit_seconds": fit_s, "rows": rows, "best": best}
+    (HERE / "tune_bpr_partial_fit.json").write_text(json.dumps(out, indent=1, default=str))
+    first, last = chunks[0][0][:7], chunks[-1][0][:7]
+    lines = [
+        "# BPRMF partial_fit options chosen on a validation stream",
+        "",
+        f"Run {meta['date']} at commit {meta['commit']}; {meta['cpu']}, {meta['cores']} cores shared with other jobs "
+        f"(load average {meta['load_before']} before, {meta['load_after']} after); torch {meta['torch']}.",
+        "",
+        f"Validation chunks: {first} .. {last} ({sum(len(c) for *_, c in chunks):,} interactions), warm-up "
+        f"{len(warm):,} interactions before them; the benchmark's test chunks (2017-12 ..) are not read. Config "
+        f"{config}; prequential NDCG@10 of the partial_fit copy, user-weighted over the chunks.",
+        "",
+        "| replay | epochs | learning_rate | ndcg@10 | 10 updates (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mark = " **(chosen)**" if r is best else ""
+        lines.append(
+            f"| {r['replay']} | {r['epochs']} | {r['learning_rate']} | {r['ndcg@10']:.4f}{mark} | {r['seconds']:.1f} |"
+        )
+    (HERE / "tune_bpr_partial_fit.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
