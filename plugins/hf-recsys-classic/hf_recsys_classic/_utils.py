@@ -240,37 +240,35 @@ def knn_prune_update(
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
     cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
     t = torch.from_numpy(touched)
-    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)  # the touched rows' new lists
+    out_idx[t], out_val[t] = _top_k_positive(cross.T, None, depth)  # the touched rows' new lists (no transposed copy)
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
-    rest = torch.nonzero(~is_touched).ravel()
+    # every untouched row's new similarities that reach its bound (and are positive): one pass over the block
+    threshold = torch.clamp(bound, min=torch.finfo(torch.float32).tiny).masked_fill_(is_touched, torch.inf)
+    hit_row, hit_col = torch.nonzero(cross >= threshold[:, None], as_tuple=True)  # row-major: grouped by row
+    counts = torch.bincount(hit_row, minlength=n)
+    stale = is_touched[out_idx] & (out_val > 0)  # kept neighbours whose similarity moved
+    changed = torch.nonzero((stale.any(1) | (counts > 0)) & ~is_touched).ravel()
+    changed = changed[torch.argsort(counts[changed], stable=True)]  # blocks of rows with as many hits: narrow merges
+    first_hit = torch.cumsum(counts, 0) - counts
     redo = []
-    for start in range(0, len(rest), block_size):
-        rows = rest[start : start + block_size]
-        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows, None]
-        stale = is_touched[kept_idx] & (kept_val > 0)
-        new_val = cross[rows]
-        # the new similarities that reach the row's bound (and are positive), gathered to the left of each row
-        hit_row, hit_col = torch.nonzero(new_val >= torch.clamp(b, min=torch.finfo(torch.float32).tiny), as_tuple=True)
-        counts = torch.bincount(hit_row, minlength=len(rows))
-        changed = stale.any(1) | (counts > 0)
-        if not bool(changed.any()):
-            continue
-        width = max(1, int(counts.max()))
-        slot = torch.arange(len(hit_row)) - (torch.cumsum(counts, 0) - counts)[hit_row]
+    for start in range(0, len(changed), block_size):
+        rows = changed[start : start + block_size]
+        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows]
+        kept_val[(kept_val <= 0) | stale[rows]] = -torch.inf
+        c = counts[rows]
+        width = max(1, int(c.max()))
+        local = torch.repeat_interleave(torch.arange(len(rows)), c)  # this block's hits, row by row
+        slot = torch.arange(len(local)) - (torch.cumsum(c, 0) - c)[local]
+        at = first_hit[rows][local] + slot
         hit_val = torch.full((len(rows), width), -torch.inf)
-        hit_val[hit_row, slot] = new_val[hit_row, hit_col]
+        hit_val[local, slot] = cross[hit_row[at], hit_col[at]]
         hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
-        hit_idx[hit_row, slot] = t[hit_col]
-        rows, kept_val, kept_idx, hit_val, hit_idx, b = (
-            v[changed] for v in (rows, kept_val, kept_idx, hit_val, hit_idx, b)
-        )
-        kept_val[(kept_val <= 0) | stale[changed]] = -torch.inf
+        hit_idx[local, slot] = t[hit_col[at]]
         val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
         idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
-        left_out = torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b[:, 0]))
-        b = torch.maximum(b[:, 0], left_out)
+        b = torch.maximum(b, torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b)))
         keep = val[:, :depth] > 0
         out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
         out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
