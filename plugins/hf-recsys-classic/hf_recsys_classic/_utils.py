@@ -177,6 +177,44 @@ def _padded(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros(len(t), width - t.shape[1])], dim=1) if t.shape[1] < width else t
 
 
+#: hits (row, touched column) found at once by ``knn_prune_update``'s merge: 16M, 256 MB of indices at most
+_HIT_BUDGET = 1 << 24
+
+
+def _merge_slab(cross, t, rows_in, threshold, stale, is_touched, lists, block_size: int) -> torch.Tensor:
+    """Merge into the kept lists of the untouched rows ``rows_in`` (a slice) their new similarities that reach
+    their bound (one comparison over the slab of ``cross``), in blocks of rows with similar hit counts (narrow
+    merges); the lists ``(idx, val, bound)`` are updated in place. Returns the rows merged."""
+    out_idx, out_val, bound = lists
+    depth, lo = out_idx.shape[1], rows_in.start
+    hit_row, hit_col = torch.nonzero(cross[rows_in] >= threshold[rows_in, None], as_tuple=True)  # grouped by row
+    counts = torch.bincount(hit_row, minlength=rows_in.stop - lo)
+    changed = torch.nonzero((stale[rows_in].any(1) | (counts > 0)) & ~is_touched[rows_in]).ravel()
+    changed = changed[torch.argsort(counts[changed], stable=True)]
+    first_hit = torch.cumsum(counts, 0) - counts
+    for start in range(0, len(changed), block_size):
+        local_rows = changed[start : start + block_size]
+        rows = local_rows + lo
+        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows]
+        kept_val[(kept_val <= 0) | stale[rows]] = -torch.inf
+        c = counts[local_rows]
+        local = torch.repeat_interleave(torch.arange(len(rows)), c)  # this block's hits, row by row
+        slot = torch.arange(len(local)) - (torch.cumsum(c, 0) - c)[local]
+        at = first_hit[local_rows][local] + slot
+        width = max(1, int(c.max()))
+        hit_val = torch.full((len(rows), width), -torch.inf)
+        hit_val[local, slot] = cross[hit_row[at] + lo, hit_col[at]]
+        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
+        hit_idx[local, slot] = t[hit_col[at]]
+        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
+        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
+        keep = val[:, :depth] > 0
+        out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
+        out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
+        bound[rows] = torch.maximum(b, torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b)))
+    return changed + lo
+
+
 def knn_prune_update(
     x: sp.csr_matrix,
     k: int,
@@ -244,36 +282,13 @@ def knn_prune_update(
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
-    # every untouched row's new similarities that reach its bound (and are positive): one pass over the block
     threshold = torch.clamp(bound, min=torch.finfo(torch.float32).tiny).masked_fill_(is_touched, torch.inf)
-    hit_row, hit_col = torch.nonzero(cross >= threshold[:, None], as_tuple=True)  # row-major: grouped by row
-    counts = torch.bincount(hit_row, minlength=n)
     stale = is_touched[out_idx] & (out_val > 0)  # kept neighbours whose similarity moved
-    changed = torch.nonzero((stale.any(1) | (counts > 0)) & ~is_touched).ravel()
-    changed = changed[torch.argsort(counts[changed], stable=True)]  # blocks of rows with as many hits: narrow merges
-    first_hit = torch.cumsum(counts, 0) - counts
-    redo = []
-    for start in range(0, len(changed), block_size):
-        rows = changed[start : start + block_size]
-        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows]
-        kept_val[(kept_val <= 0) | stale[rows]] = -torch.inf
-        c = counts[rows]
-        width = max(1, int(c.max()))
-        local = torch.repeat_interleave(torch.arange(len(rows)), c)  # this block's hits, row by row
-        slot = torch.arange(len(local)) - (torch.cumsum(c, 0) - c)[local]
-        at = first_hit[rows][local] + slot
-        hit_val = torch.full((len(rows), width), -torch.inf)
-        hit_val[local, slot] = cross[hit_row[at], hit_col[at]]
-        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
-        hit_idx[local, slot] = t[hit_col[at]]
-        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
-        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
-        b = torch.maximum(b, torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b)))
-        keep = val[:, :depth] > 0
-        out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
-        out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
-        bound[rows] = b
-        redo.append(rows[(b > 0) & (out_val[rows, k - 1] < b)])  # the k-th does not reach the bound: not proven
+    redo, lists = [], (out_idx, out_val, bound)
+    slab = max(block_size, _HIT_BUDGET // max(len(touched), 1))  # rows whose hits are found at once
+    for lo in range(0, n, slab):
+        merged = _merge_slab(cross, t, slice(lo, min(lo + slab, n)), threshold, stale, is_touched, lists, block_size)
+        redo.append(merged[(bound[merged] > 0) & (out_val[merged, k - 1] < bound[merged])])  # k-th below the bound
     redo = torch.cat(redo) if redo else torch.zeros(0, dtype=torch.long)
     if len(redo):
         redo_np = redo.numpy()
