@@ -48,9 +48,11 @@ def _as_arrow(values: Any) -> pa.Array:
             values = pa.array(arr.astype(np.int64))
         else:
             raise TypeError(f"Ids must be integers or strings, got numpy dtype {arr.dtype}.")
+    if values.type == pa.int64() or values.type == pa.string():
+        return values
     if pa.types.is_integer(values.type):
         return values.cast(pa.int64())
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+    if pa.types.is_large_string(values.type):
         return values.cast(pa.string())
     if pa.types.is_dictionary(values.type):
         return _as_arrow(values.dictionary_decode())
@@ -81,6 +83,21 @@ class IdVocab:
         self._ids = arr
         self.kind = kind
         self._lookup: dict[Any, int] | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def _appended(cls, base: IdVocab, new: pa.Array) -> IdVocab:
+        """``base`` with ``new`` appended, where ``new`` holds distinct ids that ``base`` lacks (no check: the
+        caller found them unknown); its sorted lookup is ``base``'s with the new ids inserted (no new sort)."""
+        out = cls.__new__(cls)
+        out._ids, out.kind, out._lookup, out._sorted = pa.concat_arrays([base._ids, new]), base.kind, None, None
+        if base._sorted is not None and len(new):
+            keys, order = base._sorted
+            vals = _lookup_keys(new)
+            by_value = np.argsort(vals, kind="stable")
+            at = np.searchsorted(keys, vals[by_value])
+            out._sorted = (np.insert(keys, at, vals[by_value]), np.insert(order, at, len(base) + by_value))
+        return out
 
     @classmethod
     def from_values(cls, values: Any, kind: str = "id") -> IdVocab:
@@ -117,6 +134,23 @@ class IdVocab:
             self._lookup = {k: i for i, k in enumerate(self._ids.to_pylist())}
         return self._lookup
 
+    def _sorted_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids sorted, with their indices: built once (``O(n log n)``), then every lookup is a binary search."""
+        if self._sorted is None:
+            keys = _lookup_keys(self._ids)
+            order = np.argsort(keys, kind="stable")
+            self._sorted = (keys[order], order)
+        return self._sorted
+
+    def _positions(self, arr: pa.Array) -> np.ndarray:
+        """The index of each id of ``arr`` (same type as the vocabulary, no nulls), ``-1`` where unknown."""
+        keys, order = self._sorted_lookup()
+        vals = _lookup_keys(arr)
+        if not len(keys):
+            return np.full(len(vals), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, vals), len(keys) - 1)
+        return np.where(keys[pos] == vals, order[pos], -1).astype(np.int64, copy=False)
+
     def encode(self, values: Any, unknown: str = "error") -> np.ndarray:
         """Map ids to indices.
 
@@ -135,13 +169,18 @@ class IdVocab:
                 if len(self._ids)
                 else f"The {self.kind} vocabulary is empty."
             )
-        idx = pc.index_in(arr, value_set=self._ids)
-        if idx.null_count:
+        if arr.null_count:
+            idx = pc.index_in(arr, value_set=self._ids)
+            found = ~np.asarray(pc.is_null(idx))
+            idx = np.asarray(pc.fill_null(idx, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            idx = self._positions(arr)
+            found = idx >= 0
+        if not found.all():
             if unknown == "error":
-                missing = pc.filter(arr, pc.is_null(idx)).to_pylist()
+                missing = arr.filter(pa.array(~found)).to_pylist()
                 raise UnknownIdError(self.kind, list(dict.fromkeys(missing)))
-            idx = pc.fill_null(idx, -1)
-        return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return idx
 
     def decode(self, indices: Any) -> np.ndarray:
         """Map indices back to ids; the result has the shape of ``indices``."""
@@ -154,8 +193,14 @@ class IdVocab:
         """A new vocabulary with the unseen ``values`` appended (existing indices keep their meaning)."""
         arrow_like = (np.ndarray, pa.Array, pa.ChunkedArray)
         arr = _as_arrow(values if isinstance(values, arrow_like) else list(values))
-        new = pc.unique(pc.filter(arr, pc.invert(pc.is_in(arr, value_set=self._ids))))
-        return IdVocab(pa.concat_arrays([self._ids, new.cast(self._ids.type)]), self.kind)
+        if arr.null_count:
+            raise ValueError(f"Cannot extend a {self.kind} vocabulary with null ids ({arr.null_count} given).")
+        if not len(self):  # an empty vocabulary takes the type of its first ids
+            return IdVocab(pc.unique(arr), self.kind)
+        if arr.type != self._ids.type:
+            raise TypeError(f"{self.kind} ids are {self.dtype} in this vocabulary but {arr.type} were given.")
+        new = pc.unique(arr.filter(pa.array(self._positions(arr) < 0))) if len(arr) else arr
+        return IdVocab._appended(self, new.cast(self._ids.type))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "ids": self._ids.to_pylist()}
@@ -164,6 +209,12 @@ class IdVocab:
     def from_dict(cls, d: dict[str, Any], kind: str = "id") -> IdVocab:
         typ = pa.int64() if d["dtype"] == "int64" else pa.string()
         return cls(pa.array(d["ids"], type=typ), kind)
+
+
+def _lookup_keys(arr: pa.Array) -> np.ndarray:
+    """Ids as a numpy array that sorts and compares like the ids: int64, or Python ``str`` objects (not numpy's
+    fixed-width unicode, which drops trailing NUL characters)."""
+    return arr.to_numpy(zero_copy_only=False)
 
 
 def _py(key: Any) -> Any:

@@ -177,6 +177,44 @@ def _padded(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros(len(t), width - t.shape[1])], dim=1) if t.shape[1] < width else t
 
 
+#: hits (row, touched column) found at once by ``knn_prune_update``'s merge: 16M, 256 MB of indices at most
+_HIT_BUDGET = 1 << 24
+
+
+def _merge_slab(cross, t, rows_in, threshold, stale, is_touched, lists, block_size: int) -> torch.Tensor:
+    """Merge into the kept lists of the untouched rows ``rows_in`` (a slice) their new similarities that reach
+    their bound (one comparison over the slab of ``cross``), in blocks of rows with similar hit counts (narrow
+    merges); the lists ``(idx, val, bound)`` are updated in place. Returns the rows merged."""
+    out_idx, out_val, bound = lists
+    depth, lo = out_idx.shape[1], rows_in.start
+    hit_row, hit_col = torch.nonzero(cross[rows_in] >= threshold[rows_in, None], as_tuple=True)  # grouped by row
+    counts = torch.bincount(hit_row, minlength=rows_in.stop - lo)
+    changed = torch.nonzero((stale[rows_in].any(1) | (counts > 0)) & ~is_touched[rows_in]).ravel()
+    changed = changed[torch.argsort(counts[changed], stable=True)]
+    first_hit = torch.cumsum(counts, 0) - counts
+    for start in range(0, len(changed), block_size):
+        local_rows = changed[start : start + block_size]
+        rows = local_rows + lo
+        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows]
+        kept_val[(kept_val <= 0) | stale[rows]] = -torch.inf
+        c = counts[local_rows]
+        local = torch.repeat_interleave(torch.arange(len(rows)), c)  # this block's hits, row by row
+        slot = torch.arange(len(local)) - (torch.cumsum(c, 0) - c)[local]
+        at = first_hit[local_rows][local] + slot
+        width = max(1, int(c.max()))
+        hit_val = torch.full((len(rows), width), -torch.inf)
+        hit_val[local, slot] = cross[hit_row[at] + lo, hit_col[at]]
+        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
+        hit_idx[local, slot] = t[hit_col[at]]
+        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
+        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
+        keep = val[:, :depth] > 0
+        out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
+        out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
+        bound[rows] = torch.maximum(b, torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b)))
+    return changed + lo
+
+
 def knn_prune_update(
     x: sp.csr_matrix,
     k: int,
@@ -240,42 +278,17 @@ def knn_prune_update(
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
     cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
     t = torch.from_numpy(touched)
-    out_idx[t], out_val[t] = _top_k_positive(cross.T.contiguous(), None, depth)  # the touched rows' new lists
+    out_idx[t], out_val[t] = _top_k_positive(cross.T, None, depth)  # the touched rows' new lists (no transposed copy)
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
-    rest = torch.nonzero(~is_touched).ravel()
-    redo = []
-    for start in range(0, len(rest), block_size):
-        rows = rest[start : start + block_size]
-        kept_val, kept_idx, b = out_val[rows].clone(), out_idx[rows], bound[rows, None]
-        stale = is_touched[kept_idx] & (kept_val > 0)
-        new_val = cross[rows]
-        # the new similarities that reach the row's bound (and are positive), gathered to the left of each row
-        hit_row, hit_col = torch.nonzero(new_val >= torch.clamp(b, min=torch.finfo(torch.float32).tiny), as_tuple=True)
-        counts = torch.bincount(hit_row, minlength=len(rows))
-        changed = stale.any(1) | (counts > 0)
-        if not bool(changed.any()):
-            continue
-        width = max(1, int(counts.max()))
-        slot = torch.arange(len(hit_row)) - (torch.cumsum(counts, 0) - counts)[hit_row]
-        hit_val = torch.full((len(rows), width), -torch.inf)
-        hit_val[hit_row, slot] = new_val[hit_row, hit_col]
-        hit_idx = torch.zeros((len(rows), width), dtype=torch.long)
-        hit_idx[hit_row, slot] = t[hit_col]
-        rows, kept_val, kept_idx, hit_val, hit_idx, b = (
-            v[changed] for v in (rows, kept_val, kept_idx, hit_val, hit_idx, b)
-        )
-        kept_val[(kept_val <= 0) | stale[changed]] = -torch.inf
-        val, pos = torch.topk(torch.cat([kept_val, hit_val], dim=1), depth + 1, dim=1)
-        idx = torch.gather(torch.cat([kept_idx, hit_idx], dim=1), 1, pos)
-        left_out = torch.where(torch.isfinite(val[:, depth]), val[:, depth], torch.zeros_like(b[:, 0]))
-        b = torch.maximum(b[:, 0], left_out)
-        keep = val[:, :depth] > 0
-        out_val[rows] = torch.where(keep, val[:, :depth], torch.zeros_like(val[:, :depth]))
-        out_idx[rows] = torch.where(keep, idx[:, :depth], torch.zeros_like(idx[:, :depth]))
-        bound[rows] = b
-        redo.append(rows[(b > 0) & (out_val[rows, k - 1] < b)])  # the k-th does not reach the bound: not proven
+    threshold = torch.clamp(bound, min=torch.finfo(torch.float32).tiny).masked_fill_(is_touched, torch.inf)
+    stale = is_touched[out_idx] & (out_val > 0)  # kept neighbours whose similarity moved
+    redo, lists = [], (out_idx, out_val, bound)
+    slab = max(block_size, _HIT_BUDGET // max(len(touched), 1))  # rows whose hits are found at once
+    for lo in range(0, n, slab):
+        merged = _merge_slab(cross, t, slice(lo, min(lo + slab, n)), threshold, stale, is_touched, lists, block_size)
+        redo.append(merged[(bound[merged] > 0) & (out_val[merged, k - 1] < bound[merged])])  # k-th below the bound
     redo = torch.cat(redo) if redo else torch.zeros(0, dtype=torch.long)
     if len(redo):
         redo_np = redo.numpy()

@@ -197,13 +197,18 @@ def _changed_rows(x: sp.csr_matrix, rng, n_new: int) -> tuple[sp.csr_matrix, np.
     return sp.vstack([new.tocsr(), extra]).tocsr(), touched
 
 
+@pytest.mark.parametrize("hit_budget", [None, 64])
 @pytest.mark.parametrize("shrink", [0.0, 2.0])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink):
+def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, hit_budget, monkeypatch):
     """Binary rows tie a lot; rows are emptied (lists drop below their old k-th value: the exact fallback runs) and
     appended; three updates in a row, the lists and bounds carried from one to the next (with a reserve and
-    without)."""
+    without); with a small hit budget the merge runs over several row slabs."""
+    from hf_recsys_classic import _utils
     from hf_recsys_classic._utils import knn_prune, knn_prune_update
+
+    if hit_budget is not None:
+        monkeypatch.setattr(_utils, "_HIT_BUDGET", hit_budget)
 
     rng = np.random.default_rng(seed)
     k = 8
