@@ -124,7 +124,14 @@ class GreedyAgent(_Agent):
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable"), 1)
         ones = np.ones(top.shape)
-        return {"slates": self._to_sim(top), "propensity": ones, "cascade_propensity": ones, "action_propensity": ones}
+        return {
+            "slates": self._to_sim(top),
+            "propensity": ones,
+            "cascade_propensity": ones,
+            "action_propensity": ones,
+            "inverse_propensity": ones,
+            "inverse_cascade_propensity": ones,
+        }
 
 
 class PolicyAgent(_Agent):
@@ -158,6 +165,8 @@ class PolicyAgent(_Agent):
             "propensity": slates.propensity,
             "cascade_propensity": slates.cascade_propensity,
             "action_propensity": np.take_along_axis(probs, cand, 1),
+            "inverse_propensity": slates.inverse_propensity,  # None where the policy has no unbiased inverse
+            "inverse_cascade_propensity": slates.inverse_cascade_propensity,
         }
 
 
@@ -170,7 +179,8 @@ class SessionResults:
         lengths: ``(n,)`` steps of each session.
         users: ``(n,)`` the sessions' user ids.
         log: the served slates as a ``datasets.Dataset`` (one row per shown item, the columns of
-            :meth:`hf_recsys.policies.Slates.to_dataset` plus ``session_id``, ``step`` and ``action_propensity``),
+            :meth:`hf_recsys.policies.Slates.to_dataset` (with ``inverse_propensity`` / ``inverse_cascade_propensity``
+            where the agent gives them) plus ``session_id``, ``step`` and ``action_propensity``),
             or ``None`` when not logged.
     """
 
@@ -255,12 +265,25 @@ def _log_dataset(simulator, agent, user_ids: np.ndarray, parts: list, first_slat
     from ..policies import Slates
 
     rows = np.concatenate([p[0] for p in parts])
-    cat = {key: np.concatenate([p[2][key] for p in parts]) for key in parts[0][2]}
+    # a column some step did not give (None) is left out of the whole log rather than half filled
+    cat = {
+        key: np.concatenate([p[2][key] for p in parts])
+        for key in parts[0][2]
+        if all(p[2].get(key) is not None for p in parts)
+    }
     k = simulator.config.slate_size
     clicked_pos = np.concatenate([p[3] for p in parts])
     rewards = (clicked_pos[:, None] == np.arange(k)[None, :]).astype(np.float64)
     items = np.asarray(simulator.item_vocab.decode(cat["slates"]))
-    slates = Slates(user_ids[rows], items, cat["propensity"], cat["cascade_propensity"], policy=agent.name)
+    slates = Slates(
+        user_ids[rows],
+        items,
+        cat["propensity"],
+        cat["cascade_propensity"],
+        policy=agent.name,
+        inverse_propensity=cat.get("inverse_propensity"),
+        inverse_cascade_propensity=cat.get("inverse_cascade_propensity"),
+    )
     ds = slates.to_dataset(rewards, first_slate_id=first_slate_id)
     ds = ds.add_column("session_id", np.repeat(np.concatenate([p[4] for p in parts]), k).tolist())
     ds = ds.add_column("step", np.repeat(np.concatenate([p[1] for p in parts]), k).tolist())

@@ -70,6 +70,11 @@ def test_policy_agent_logs_feed_reinforce_and_ope(world):
     for col in ("session_id", "step", "action_propensity", "propensity", "cascade_propensity", "reward"):
         assert col in df.columns
     assert ((df["action_propensity"] > 0) & (df["action_propensity"] <= 1)).all()
+    # the policy's unbiased inverses reach the log (exact at position 0: one over the first item's probability)
+    assert {"inverse_propensity", "inverse_cascade_propensity"} <= set(df.columns)
+    first_inv = df.loc[df["position"] == 0, ["inverse_propensity", "propensity"]]
+    np.testing.assert_allclose(first_inv["inverse_propensity"], 1 / first_inv["propensity"], rtol=1e-9)
+    assert (df["inverse_propensity"] >= 1).all()
     first = df[df["position"] == 0]
     np.testing.assert_allclose(first["action_propensity"], first["propensity"], rtol=1e-9)  # exact at position 0
     assert df.groupby("slate_id")["reward"].sum().max() <= 1
