@@ -155,7 +155,7 @@ def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | 
 def compile_model(model: nn.Module) -> nn.Module:
     """Compile ``model``'s backbone (or ``model`` when it has none) in place with ``torch.compile(dynamic=True)``
     (``nn.Module.compile``: the parameter names, and so saving and loading, stay the same); returns what was
-    compiled. Batches of other lengths reuse the compiled graph instead of compiling again."""
+    compiled. ``dynamic=True`` compiles for symbolic shapes, to limit recompiles for batches of other sizes."""
     target = getattr(model, "backbone", None)
     target = target if isinstance(target, nn.Module) else model
     target.compile(dynamic=True)
