@@ -28,42 +28,47 @@ def _check(name: str, value: str, choices: tuple) -> None:
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
     """Mean softmax cross-entropy of ``states @ items.T / temperature`` over every item, ``chunk_size`` rows of logits
-    at a time: the forward keeps one log-sum-exp per row, the backward recomputes each chunk's logits, so at most
-    ``chunk_size x num_items`` logits exist at once (instead of all of them, plus their softmax and gradient)."""
+    at a time. When a gradient is needed, the forward computes it too, chunk by chunk (the softmax of each chunk is
+    turned into its gradient in place and multiplied back at once), and keeps only the two gradients for backward,
+    which scales them: at most ``chunk_size x num_items`` logits exist at once, each is computed once, and no softmax
+    is recomputed (as Liger-Kernel's fused linear cross-entropy does on GPUs)."""
 
     @staticmethod
     def forward(ctx, states, items, target, chunk_size: int, temperature: float, compute_dtype):
         acc = torch.promote_types(compute_dtype, torch.float32)  # softmax in fp32 (fp64 stays fp64)
-        lse = torch.empty(len(states), dtype=acc, device=states.device)
+        n = len(states)
+        grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        s, w = states.detach().to(compute_dtype), items.detach().to(compute_dtype)
         total = torch.zeros((), dtype=acc, device=states.device)
-        s, w = states.to(compute_dtype), items.to(compute_dtype)
-        for start in range(0, len(states), chunk_size):
-            stop = min(start + chunk_size, len(states))
-            logits = (s[start:stop] @ w.T).to(acc).div_(temperature)
-            lse[start:stop] = torch.logsumexp(logits, dim=1)
-            picked = logits.gather(1, target[start:stop, None]).squeeze(1)
-            total += (lse[start:stop] - picked).sum()
-        ctx.save_for_backward(states, items, target, lse)
-        ctx.chunk_size, ctx.temperature, ctx.compute_dtype = chunk_size, temperature, compute_dtype
-        return total / max(len(states), 1)
+        grad_states = torch.empty(s.shape, dtype=acc, device=s.device) if grad else None
+        grad_items = torch.zeros(w.shape, dtype=acc, device=w.device) if grad else None
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            sc, tc = s[start:stop], target[start:stop, None]
+            logits = (sc @ w.T).to(acc)
+            if temperature != 1.0:
+                logits.div_(temperature)
+            picked = logits.gather(1, tc)
+            top = logits.amax(1, keepdim=True)
+            z = logits.sub_(top).exp_().sum(1, keepdim=True)  # the logits become exp(logit - max)
+            total += (z.log() + top - picked).sum()
+            if grad:  # d loss / d logits = softmax - one-hot, in place of the exponentials
+                probs = logits.div_(z)
+                probs.scatter_add_(1, tc, torch.full_like(picked, -1.0))
+                probs = probs.to(compute_dtype)
+                grad_states[start:stop] = probs @ w
+                grad_items += (probs.T @ sc).to(acc)
+        if grad:
+            ctx.save_for_backward(grad_states, grad_items)
+        ctx.scale, ctx.dtypes = 1.0 / (max(n, 1) * temperature), (states.dtype, items.dtype)
+        return total / max(n, 1)
 
     @staticmethod
     def backward(ctx, grad_out):
-        states, items, target, lse = ctx.saved_tensors
-        dt, acc = ctx.compute_dtype, lse.dtype
-        scale = grad_out.to(acc) / (max(len(states), 1) * ctx.temperature)
-        s, w = states.to(dt), items.to(dt)
-        grad_states = torch.empty_like(states, dtype=acc)
-        grad_items = torch.zeros_like(items, dtype=acc)
-        for start in range(0, len(states), ctx.chunk_size):
-            stop = min(start + ctx.chunk_size, len(states))
-            logits = (s[start:stop] @ w.T).to(acc).div_(ctx.temperature)
-            probs = logits.sub_(lse[start:stop, None]).exp_()  # softmax, in place of the logits
-            probs[torch.arange(stop - start, device=probs.device), target[start:stop]] -= 1.0
-            probs = probs.mul_(scale).to(dt)
-            grad_states[start:stop] = probs @ w
-            grad_items += probs.T @ s[start:stop]
-        return grad_states.to(states.dtype), grad_items.to(items.dtype), None, None, None, None
+        grad_states, grad_items = ctx.saved_tensors
+        scale = grad_out.to(grad_states.dtype) * ctx.scale
+        states_dtype, items_dtype = ctx.dtypes
+        return (grad_states * scale).to(states_dtype), (grad_items * scale).to(items_dtype), None, None, None, None
 
 
 def chunked_cross_entropy(

@@ -57,6 +57,8 @@ class TrainingOptions:
         precision: ``"fp32"`` (default, safe everywhere), ``"bf16"`` (forward under bf16 autocast: matrix products
             in bf16, softmax, norms and the weights in fp32) or ``"auto"`` (bf16 where the hardware has it: a CUDA
             GPU with bf16, or a CPU with AVX512-BF16 or AMX; fp32 elsewhere).
+        compile: run the model's backbone (the model itself when it has none) through ``torch.compile`` before
+            training (off by default: the first steps then pay the compile time, and a CPU needs a C++ compiler).
     """
 
     epochs: int = 10
@@ -67,6 +69,7 @@ class TrainingOptions:
     max_grad_norm: float | None = None
     seed: int = 0
     precision: str = "fp32"
+    compile: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -94,6 +97,8 @@ def check_training_options(owner: str, values: dict[str, Any]) -> None:
         raise ValueError(f"{owner}.optimizer must be one of {OPTIMIZERS}, got {values['optimizer']!r}.")
     if "precision" in values and values["precision"] not in PRECISIONS:
         raise ValueError(f"{owner}.precision must be one of {PRECISIONS}, got {values['precision']!r}.")
+    if "compile" in values and not isinstance(values["compile"], bool):
+        raise ValueError(f"{owner}.compile must be true or false, got {values['compile']!r}.")
     for name in ("weight_decay", "max_grad_norm"):
         if values.get(name) is not None and float(values[name]) < 0:
             raise ValueError(f"{owner}.{name} must be >= 0, got {values[name]!r}.")
@@ -145,6 +150,16 @@ def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | 
     if precision == "bf16" or (precision == "auto" and hardware_has_bf16(device)):
         return torch.bfloat16
     return None
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """Compile ``model``'s backbone (or ``model`` when it has none) in place with ``torch.compile(dynamic=True)``
+    (``nn.Module.compile``: the parameter names, and so saving and loading, stay the same); returns what was
+    compiled. ``dynamic=True`` compiles for symbolic shapes, to limit recompiles for batches of other sizes."""
+    target = getattr(model, "backbone", None)
+    target = target if isinstance(target, nn.Module) else model
+    target.compile(dynamic=True)
+    return target
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -280,6 +295,7 @@ def fit_model(
     max_grad_norm: float | None = None,
     seed: int | None = None,
     precision: str | None = None,
+    compile: bool | None = None,
     max_steps: int | None = None,
     num_threads: int | None = None,
     on_epoch_end: EpochCallback | None = None,
@@ -291,8 +307,9 @@ def fit_model(
         model: a gradient-trained recommender with its vocabularies set.
         interactions: the training log (:class:`~hf_recsys.data.Interactions`) in the model's vocabularies.
         show_progress: a progress bar.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: override the
-            config's training options for this run (``None``: the config's); the values used are written to the config.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile: override
+            the config's training options for this run (``None``: the config's); the values used are written to the
+            config.
         max_steps: stop after this many optimiser steps.
         num_threads: torch threads during training (``None``: the family's ``fit_num_threads``, else unchanged).
         on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
@@ -306,6 +323,7 @@ def fit_model(
 
     overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer)
     overrides.update(weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed, precision=precision)
+    overrides["compile"] = compile
     options = TrainingOptions.from_config(model.config, **overrides)
     history = TrainingHistory()
     threads = num_threads if num_threads is not None else getattr(model, "fit_num_threads", None)
@@ -369,6 +387,7 @@ __all__ = [
     "TrainingOptions",
     "build_optimizer",
     "check_training_options",
+    "compile_model",
     "fit_model",
     "resize_embedding",
     "resize_rows",

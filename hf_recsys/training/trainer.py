@@ -62,7 +62,14 @@ from .checkpoints import (
     verify_trainer_checkpoint,
     write_atomically,
 )
-from .engine import TrainingOptions, autocast_dtype, build_optimizer, trainable_parameters, uses_sgd_hook
+from .engine import (
+    TrainingOptions,
+    autocast_dtype,
+    build_optimizer,
+    compile_model,
+    trainable_parameters,
+    uses_sgd_hook,
+)
 from .examples import TrainingExamples
 
 logger = logging.getLogger(__name__)
@@ -289,6 +296,8 @@ class RecTrainer:
             and hasattr(self.optimizer, "optimizer")
         )
         self.unwrapped = accelerator.unwrap_model(self.model)
+        if options.compile:
+            compile_model(self.unwrapped)
         self._autocast_dtype = autocast_dtype(options.precision, accelerator.device)
         world = accelerator.num_processes
         self.step_size = options.batch_size * world * args.gradient_accumulation_steps
@@ -670,6 +679,7 @@ class RecTrainer:
             "max_grad_norm": o.max_grad_norm,
             "seed": o.seed,
             "precision": o.precision,
+            "compile": o.compile,
         }
         return json.loads(json.dumps({**asdict(self.args), **resolved}, default=str))
 

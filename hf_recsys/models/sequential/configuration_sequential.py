@@ -18,6 +18,7 @@ SEQUENTIAL_TRAINING_DEFAULTS = {
     "max_grad_norm": 1.0,
     "seed": 0,
     "precision": "fp32",
+    "compile": False,
 }
 
 
@@ -32,15 +33,16 @@ class SequentialConfig(BackboneRecConfig):
             ``hidden_size``).
         attention_dropout: dropout on the attention weights of the default backbone (``None``: ``dropout``). At 0 the
             attention runs in PyTorch's fused kernel (no dropout mask of every attention weight).
-        hidden_act: activation of the default backbone's feed-forward layers (``None``: the architecture's, GPT-2's
-            ``gelu_new`` or BERT's ``gelu``; SASRec uses ``relu``).
+        hidden_act: activation of the default backbone's feed-forward layers (``None``: GELU, for GPT-2 as PyTorch's
+            fused tanh approximation ``gelu_pytorch_tanh``, equal to GPT-2's ``gelu_new`` to float precision; BERT's
+            ``gelu``; SASRec uses ``relu``).
         loss: ``"full"`` (softmax over every item, computed in chunks of ``loss_chunk_size`` positions so that the
             logits of the whole batch never exist at once) or ``"sampled"`` (softmax over the positive and
             ``num_negatives`` uniformly sampled items, accidental hits masked; with thousands of negatives this is the
             Dross paper's best SASRec+) or ``"gbce"`` (gSASRec's generalised binary cross-entropy over the positive and
             ``num_negatives`` sampled negatives, the positive's probability raised to ``beta`` set by ``gbce_t``).
         loss_chunk_size: positions whose full-catalogue logits are computed at once (``None``: as many as fit in
-            16M logits).
+            4M logits: chunks that stay in cache run faster).
         num_negatives: negatives per step for the sampled and gBCE losses (shared by the batch).
         gbce_t: calibration of gBCE (Petrov & Macdonald 2023) in [0, 1]: 0 is plain BCE on the sample, 1 calibrates the
             scores to the full catalogue; the paper's default 0.75.
@@ -58,8 +60,9 @@ class SequentialConfig(BackboneRecConfig):
             right-padded code does).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision: training options
-            of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`; batches are users).
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile:
+            training options of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`;
+            batches are users).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
     """
 
@@ -170,7 +173,8 @@ class CausalSequentialConfig(SequentialConfig):
             "embd_pdrop": d,
             "attn_pdrop": attn,
             "n_inner": self.ffn_size,
-            **({"activation_function": self.hidden_act} if self.hidden_act else {}),
+            # GPT-2's own gelu_new is the same tanh approximation written as 8 element-wise ops; this is one kernel
+            "activation_function": self.hidden_act or "gelu_pytorch_tanh",
         }
 
 

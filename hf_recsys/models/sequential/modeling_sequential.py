@@ -226,7 +226,7 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 
     def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "full":
-            chunk = self.config.loss_chunk_size or max(1, (1 << 24) // max(len(items), 1))
+            chunk = self.config.loss_chunk_size or max(1, (1 << 22) // max(len(items), 1))
             return chunked_cross_entropy(states, items, target, self.head.temperature, chunk)
         # each state's positive against negatives shared by the batch, accidental hits masked
         negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
