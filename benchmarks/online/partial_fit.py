@@ -119,7 +119,10 @@ Then (commits 2289fee, 8483a54, a67fcdc; load 4-7.5):
   Tried and not kept: ranking a touched row's new similarities only where they reach its new similarity to the
   least similar of its old neighbours (a value its `depth`-th new one reaches; exact values): touched top-k
   20.8 -> 16.6 ms (chunk 2017-12) and 56 -> 41 ms (2018-01), but the loop's updates moved within the noise
-  (103-233 ms against 118-185 ms) and tied neighbours came out in another order than a full `torch.topk`.
+  (103-233 ms against 118-185 ms); the whole `knn_prune_update` both ways in one process (8 alternated calls,
+  medians, load 2.1): 85 -> 80 ms (2017-12), 147 -> 123 ms (2018-01), 168 -> 203 ms (2018-02, 1,131 touched: the
+  old neighbours' values fell, more candidates and more rows ranked in full); same values and bounds, but tied
+  neighbours came out in another order than a full `torch.topk` (328-666 rows' index lists differ).
 """
 
 
