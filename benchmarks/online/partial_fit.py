@@ -111,6 +111,18 @@ Then (commits 2289fee, 8483a54, a67fcdc; load 4-7.5):
   and shared code, load 4.3) 0.141, 0.119, 0.086. MostPopular's updates are bimodal: 1.7-3.0 ms, or 6.0-6.5 ms in
   2-4 chunks of a run (other chunks in each run); alone in a loop (no scoring or refits between), 10 updates x 3
   took 1.2-2.1 ms each, no garbage collection during any of them.
+- **cold caches** (7aee175, load 2.1, 10 MostPopular updates in one process): alone 16.7-17.7 ms, each after a
+  64 MB array write (caches evicted) 25.5-26.6 ms, each after a refit 20.7-21.2 ms, no garbage collection: part of
+  the gap between a loop and the benchmark is the update reading its state from memory after the scoring and the
+  refit evicted it. ItemKNN in a loop (update, then refit, chunks 0-9, load 1.2): 0.125 of the refit time; the
+  chunks 2018-01..03 (700-900 touched items) take 140-190 ms, their touched top-k alone 56 ms.
+  Tried and not kept: ranking a touched row's new similarities only where they reach its new similarity to the
+  least similar of its old neighbours (a value its `depth`-th new one reaches; exact values): touched top-k
+  20.8 -> 16.6 ms (chunk 2017-12) and 56 -> 41 ms (2018-01), but the loop's updates moved within the noise
+  (103-233 ms against 118-185 ms); the whole `knn_prune_update` both ways in one process (8 alternated calls,
+  medians, load 2.1): 85 -> 80 ms (2017-12), 147 -> 123 ms (2018-01), 168 -> 203 ms (2018-02, 1,131 touched: the
+  old neighbours' values fell, more candidates and more rows ranked in full); same values and bounds, but tied
+  neighbours came out in another order than a full `torch.topk` (328-666 rows' index lists differ).
 """
 
 
