@@ -39,8 +39,8 @@ warnings.filterwarnings("ignore")
 
 FAMILIES = {  # config, fit options, partial_fit options
     "most_popular": ({}, {}, {}),
-    "item_knn": ({"k": 50, "shrink": 10.0}, {}, {}),
-    "user_knn": ({"k": 30}, {}, {}),
+    "item_knn": ({"k": 50, "shrink": 10.0, "update_reserve": 0.5}, {}, {}),  # a model meant for online updates
+    "user_knn": ({"k": 30, "update_reserve": 0.5}, {}, {}),
     "ease": ({"l2": 500.0}, {}, {}),
     "als": ({"factors": 64, "regularization": 1.0, "alpha": 1.0, "iterations": 15}, {}, {}),
     # partial_fit options chosen on the validation stream before the test chunks (tune_bpr_partial_fit.md)

@@ -17,8 +17,11 @@ class NeighbourhoodConfig(RecConfig):
             implicit's ``tfidf_weight`` / ``bm25_weight`` (for ItemKNN users act as terms, for UserKNN items).
         bm25_k1, bm25_b: BM25 parameters.
         update_reserve: extra neighbours per row kept in memory, as a fraction of ``k`` (``0.5``: ``1.5 k`` in all),
-            so that ``partial_fit`` can prove more rows' top ``k`` exact without recomputing them (``0``: none,
-            saving the memory). Not saved: a loaded model starts from its ``k`` lists.
+            so that ``partial_fit`` can prove more rows' top ``k`` exact without recomputing them. Set it (``0.5``)
+            on a model meant for online updates: its fits then cost about 1.4x more (deeper lists; ItemKNN on
+            ml-latest-small, k=50: 1.2-1.4 s vs 0.8-0.9 s), and its updates need far fewer exact recomputations.
+            ``0`` (the default): ``k`` lists, the fastest fit; updates stay exact. Not saved: a loaded model starts
+            from its ``k`` lists.
         **kwargs: passed to :class:`RecConfig`.
     """
 
@@ -29,7 +32,7 @@ class NeighbourhoodConfig(RecConfig):
         weighting: str = "none",
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
-        update_reserve: float = 0.5,
+        update_reserve: float = 0.0,
         **kwargs,
     ):
         check_positive(self, "k", k)
