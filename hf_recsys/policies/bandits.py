@@ -493,6 +493,9 @@ class LinUCBPolicy(_LinearModel, Policy):
         return idx, np.take_along_axis(ucb, idx, 1)
 
     def _propensities_idx(self, users, idx, drawn):
+        if drawn:  # its own slate (deterministic): probability 1 everywhere, no second pass over the bounds
+            ones = np.ones(idx.shape)
+            return ones, ones.copy()
         same, prefix = _prefix_match(_greedy(self.upper_bounds(users), idx.shape[1])[:, None, :], idx)
         return same[:, 0].astype(np.float64), prefix[:, 0].astype(np.float64)
 
