@@ -145,6 +145,8 @@ def test_als_fold_in_reproduces_a_training_user():
     [
         ([0, 1, 2], [1, 2, 3], [4, 5, 6]),  # distinct rows
         ([0, 0, 2, 0], [1, 4, 3, 1], [4, 5, 1, 6]),  # a user, an item, and an item as positive and negative repeat
+        # more triples than the numba step's prefetch lookahead (6): the prefetching part of its loop runs
+        ([0, 1, 2, 3, 4, 5, 0, 1, 2], [1, 2, 3, 4, 5, 6, 7, 8, 1], [8, 7, 6, 5, 4, 3, 2, 1, 0]),
     ],
 )
 def test_bprmf_sgd_step_is_the_gradient_of_forward_loss(users, pos, neg, kernel, tables):
