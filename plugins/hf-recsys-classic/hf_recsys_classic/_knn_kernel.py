@@ -26,12 +26,14 @@ def available() -> bool:
     return _HAS_NUMBA
 
 
-def _touched_top_k(cross, depth, hv, hi):
+def _touched_top_k(cross, depth, lo, hv, hi):
     n, m = cross.shape
+    mins = lo.copy()  # per column: what a value must pass to enter (its heap's root, or the column's floor)
     for r in range(n):
+        row = cross[r]
         for j in range(m):
-            v = cross[r, j]
-            if v > hv[j, 0]:  # the heaps start full of zeros: only positive values enter; the root is replaced
+            v = row[j]
+            if v > mins[j]:  # the heaps start full of zeros: only positive values enter; the root is replaced
                 pos = 0
                 while True:
                     child = 2 * pos + 1
@@ -44,6 +46,7 @@ def _touched_top_k(cross, depth, hv, hi):
                     hv[j, pos], hi[j, pos] = hv[j, child], hi[j, child]
                     pos = child
                 hv[j, pos], hi[j, pos] = v, r
+                mins[j] = max(hv[j, 0], lo[j])
     for j in range(m):  # best first; slots left at 0 keep index 0 (as the torch path's non-positive slots)
         order = np.argsort(-hv[j], kind="mergesort")
         hv[j] = hv[j][order]
@@ -53,38 +56,54 @@ def _touched_top_k(cross, depth, hv, hi):
 def _merge_rows(cross, t, threshold, is_touched, out_idx, out_val, bound, changed):
     n, m = cross.shape
     depth = out_idx.shape[1]
-    cand_v = np.empty(depth + m, dtype=np.float32)
-    cand_i = np.empty(depth + m, dtype=np.int64)
+    kept_v = np.empty(depth, dtype=np.float32)
+    kept_i = np.empty(depth, dtype=np.int64)
+    hit_v = np.empty(m, dtype=np.float32)
+    hit_i = np.empty(m, dtype=np.int64)
     for r in range(n):
         if is_touched[r]:
             continue
-        cnt, moved = 0, False
-        for s in range(depth):
+        n_kept, n_hit, moved = 0, 0, False
+        for s in range(depth):  # the kept list, best first, without the neighbours that moved
             v = out_val[r, s]
             if v > 0:
                 if is_touched[out_idx[r, s]]:
-                    moved = True  # a kept neighbour whose similarity changed: dropped, its new value is a hit or not
+                    moved = True  # its new similarity is a hit or below the bound
                 else:
-                    cand_v[cnt], cand_i[cnt] = v, out_idx[r, s]
-                    cnt += 1
-        thr = threshold[r]
+                    kept_v[n_kept], kept_i[n_kept] = v, out_idx[r, s]
+                    n_kept += 1
+        thr, row = threshold[r], cross[r]
         for j in range(m):
-            v = cross[r, j]
-            if v >= thr:
-                cand_v[cnt], cand_i[cnt] = v, t[j]
-                cnt += 1
-                moved = True
-        if not moved:
+            if row[j] >= thr:
+                hit_v[n_hit], hit_i[n_hit] = row[j], t[j]
+                n_hit += 1
+        if not moved and n_hit == 0:
             continue
         changed[r] = True
-        order = np.argsort(-cand_v[:cnt], kind="mergesort")
-        for s in range(depth):
-            if s < cnt:
-                out_val[r, s], out_idx[r, s] = cand_v[order[s]], cand_i[order[s]]
+        order = np.argsort(-hit_v[:n_hit], kind="mergesort")
+        a = b = 0
+        for s in range(depth + 1):  # merge the two best-first lists; slot ``depth`` is the best one left out
+            if a < n_kept and (b >= n_hit or kept_v[a] >= hit_v[order[b]]):
+                v, c = kept_v[a], kept_i[a]
+                a += 1
+            elif b < n_hit:
+                v, c = hit_v[order[b]], hit_i[order[b]]
+                b += 1
             else:
-                out_val[r, s], out_idx[r, s] = 0.0, 0
-        if cnt > depth and cand_v[order[depth]] > bound[r]:  # the best candidate left out
-            bound[r] = cand_v[order[depth]]
+                v, c = np.float32(0.0), 0
+            if s < depth:
+                out_val[r, s], out_idx[r, s] = v, c
+            elif v > bound[r]:
+                bound[r] = v
+
+
+def _divide(cross, norms, of_rows, shrink):
+    n, m = cross.shape
+    for r in range(n):
+        a = norms[r]
+        row = cross[r]
+        for j in range(m):
+            row[j] /= a * of_rows[j] + shrink
 
 
 _compiled = None
@@ -97,18 +116,29 @@ def _kernels():
         from numba import njit
 
         jit = njit(cache=True, nogil=True)
-        _compiled = (jit(_touched_top_k), jit(_merge_rows))
+        _compiled = (jit(_touched_top_k), jit(_merge_rows), jit(_divide))
     return _compiled
 
 
-def touched_top_k(cross: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+def touched_top_k(cross: torch.Tensor, depth: int, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The top-``depth`` positive values of each column of ``cross`` ``(n, m)`` float32 (C order), best first, and
-    their row indices; ``(m, depth)`` each, slots without a positive value 0 (index 0)."""
+    their row indices; ``(m, depth)`` each, slots without a positive value 0 (index 0).
+
+    ``floor`` ``(m,)``: for each column a value that at least ``depth`` of its entries reach (0 when unknown); only
+    entries reaching it are ranked (the top ``depth`` do)."""
     m = cross.shape[1]
     hv = np.zeros((m, depth), dtype=np.float32)
     hi = np.zeros((m, depth), dtype=np.int64)
-    _kernels()[0](cross.numpy(), depth, hv, hi)
+    f = floor.numpy().astype(np.float32)
+    lo = np.where(f > 0, np.nextafter(f, np.float32(-np.inf)), np.float32(0)).astype(np.float32)  # v > lo: v >= f
+    _kernels()[0](cross.numpy(), depth, lo, hv, hi)
     return torch.from_numpy(hi), torch.from_numpy(hv)
+
+
+def divide(cross: torch.Tensor, norms: np.ndarray, rows: np.ndarray, shrink: float) -> None:
+    """``cross[r, j] /= norms[r] * norms[rows[j]] + shrink`` in place (float32, as the torch path)."""
+    norms = norms.astype(np.float32)
+    _kernels()[2](cross.numpy(), norms, np.ascontiguousarray(norms[rows]), np.float32(shrink))
 
 
 def merge_rows(cross, t, threshold, is_touched, out_idx, out_val, bound) -> torch.Tensor:
@@ -120,4 +150,4 @@ def merge_rows(cross, t, threshold, is_touched, out_idx, out_val, bound) -> torc
     return torch.from_numpy(np.nonzero(changed)[0])
 
 
-__all__ = ["available", "merge_rows", "touched_top_k"]
+__all__ = ["available", "divide", "merge_rows", "touched_top_k"]

@@ -152,12 +152,17 @@ def knn_prune(
     return out_idx, out_val
 
 
-def _similarity_rows(scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray, shrink: float) -> torch.Tensor:
+def _similarity_rows(
+    scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray, shrink: float, compiled: bool = False
+) -> torch.Tensor:
     """Dense ``(n, len(rows))`` similarities of every row of ``scaled`` to its ``rows``, as :func:`knn_prune`
-    computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``),
-    each row's similarity to itself ``-inf``. One sparse-times-dense product over ``scaled``'s non-zeros."""
+    computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``:
+    in one compiled pass when ``compiled``), each row's similarity to itself ``-inf``. One sparse-times-dense product
+    over ``scaled``'s non-zeros."""
     sims = torch.from_numpy(np.ascontiguousarray(scaled @ scaled[rows].T.toarray(), dtype=np.float32))
-    if shrink > 0:  # by blocks of rows: no second matrix of this size
+    if shrink > 0 and compiled:
+        _knn_kernel.divide(sims, norms, rows, shrink)
+    elif shrink > 0:  # by blocks of rows: no second matrix of this size
         norms_t = torch.from_numpy(norms)
         of_rows = norms_t[torch.from_numpy(rows)]
         for start in range(0, len(sims), 4096):
@@ -291,11 +296,13 @@ def knn_prune_update(
     x = x.tocsr().astype(np.float32)
     norms = row_norms(x)
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
-    cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
-    t = torch.from_numpy(touched)
     compiled = _use_knn_kernel(kernel)
-    if compiled:  # the touched rows' new lists
-        out_idx[t], out_val[t] = _knn_kernel.touched_top_k(cross, depth)
+    cross = _similarity_rows(scaled, norms, touched, shrink, compiled)  # (n, |T|)
+    t = torch.from_numpy(touched)
+    if compiled:  # the touched rows' new lists; any `depth` rows bound the depth-th similarity: the old neighbours
+        old_nb, full = out_idx[t], (out_val[t] > 0).all(1)
+        floor = torch.where(full, cross[old_nb, torch.arange(len(t))[:, None]].amin(1), 0.0)
+        out_idx[t], out_val[t] = _knn_kernel.touched_top_k(cross, depth, floor)
     else:  # on the transposed view (no copy)
         out_idx[t], out_val[t] = _top_k_positive(cross.T, None, depth)
     bound[t] = out_val[t, -1]
@@ -319,7 +326,7 @@ def knn_prune_update(
         for start in range(0, len(redo_np), block_size):  # full rows: their similarities to every row
             rows = redo_np[start : start + block_size]
             r = torch.from_numpy(rows)
-            sims = _similarity_rows(scaled, norms, rows, shrink).T.contiguous()
+            sims = _similarity_rows(scaled, norms, rows, shrink, compiled).T.contiguous()
             out_idx[r], out_val[r] = _top_k_positive(sims, None, depth)
             bound[r] = out_val[r, -1]
     return out_idx, out_val, bound, len(redo)
