@@ -222,13 +222,19 @@ def _merge_slab(cross, t, rows_in, threshold, stale, is_touched, lists, block_si
     return changed + lo
 
 
-def _use_knn_kernel(kernel: str) -> bool:
-    """Whether ``knn_prune_update`` runs its compiled loops (``kernel``: ``"auto"``, ``"numba"`` or ``"torch"``)."""
+#: entries of the ``(n, |T|)`` block from which ``kernel="auto"`` runs the compiled loops: below, the torch path
+#: takes a few ms, less than loading the compiled loops once in a new process (0.1-0.5 s)
+_KERNEL_MIN_BLOCK = 1 << 20
+
+
+def _use_knn_kernel(kernel: str, block: int) -> bool:
+    """Whether ``knn_prune_update`` runs its compiled loops (``kernel``: ``"auto"``, ``"numba"`` or ``"torch"``) on
+    a block of ``block`` entries."""
     if kernel not in ("auto", "numba", "torch"):
         raise ValueError(f'kernel must be one of "auto", "numba", "torch", got {kernel!r}.')
     if kernel == "numba" and not _knn_kernel.available():
         raise ImportError('knn_prune_update(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
-    return kernel == "numba" or (kernel == "auto" and _knn_kernel.available())
+    return kernel == "numba" or (kernel == "auto" and _knn_kernel.available() and block >= _KERNEL_MIN_BLOCK)
 
 
 def knn_prune_update(
@@ -267,7 +273,8 @@ def knn_prune_update(
         block_size: rows merged at once (torch path) and rows recomputed at once.
         kernel: ``"numba"`` (the touched rows' top-k and the merge as compiled loops, one pass over the block
             each: ``pip install "hf-recsys-classic[fast]"``), ``"torch"`` (``torch.topk`` and batched merges) or
-            ``"auto"`` (numba when installed); the same lists up to ties.
+            ``"auto"`` (numba when installed and the block has at least ``_KERNEL_MIN_BLOCK`` entries); the same
+            lists up to ties.
 
     Memory: one dense ``(n, len(touched))`` float32 block; when it would pass ``DENSE_BUDGET`` entries (or when
     more than half the rows changed) the lists are rebuilt by :func:`knn_prune` instead.
@@ -296,7 +303,7 @@ def knn_prune_update(
     x = x.tocsr().astype(np.float32)
     norms = row_norms(x)
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
-    compiled = _use_knn_kernel(kernel)
+    compiled = _use_knn_kernel(kernel, n * len(touched))
     cross = _similarity_rows(scaled, norms, touched, shrink, compiled)  # (n, |T|)
     t = torch.from_numpy(touched)
     if compiled:  # the touched rows' new lists; any `depth` rows bound the depth-th similarity: the old neighbours
