@@ -133,8 +133,9 @@ def commit() -> str:
         return "n/a"
 
 
-def run_family(name: str, log: pd.DataFrame, num_chunks: int) -> dict:
+def run_family(name: str, log: pd.DataFrame, num_chunks: int, seed: int | None = None) -> dict:
     config, fit_kwargs, pf_kwargs = FAMILIES[name]
+    config = config if seed is None else config | {"seed": seed}
     result = streaming_evaluation(
         lambda: AutoModelForRecommendation.for_model(name, **config),
         log,
@@ -170,6 +171,25 @@ def family_row(name: str, res: dict) -> dict:
         "time ratio": time_ratio,
         "targets met": ("yes" if ratio >= 0.97 and time_ratio <= 0.1 else "no") if solver else "n/a (gradient)",
     }
+
+
+def seed_row(seed: int, res: dict) -> dict:
+    s = res["summary"]
+    row = {"seed": seed} | {f"ndcg@10 {k}": s[k]["ndcg@10"] for k in ("none", "partial_fit", "refit")}
+    return row | {"partial / refit NDCG": s["partial_fit"]["ndcg@10"] / s["refit"]["ndcg@10"]}
+
+
+def seeds_section(name: str, rows: list[dict]) -> list[str]:
+    """Per-seed NDCG of a gradient family's strategies, with their mean and standard deviation."""
+    df = pd.DataFrame(rows)
+    lines = [f"### {name}: {len(df)} config seeds (same chunks, options and protocol)", ""]
+    lines += ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    for _, r in df.iterrows():
+        lines.append(f"| {int(r['seed'])} | " + " | ".join(f"{v:.4f}" for v in r.to_numpy()[1:]) + " |")
+    mean, std = df.iloc[:, 1:].mean(), df.iloc[:, 1:].std(ddof=0)
+    lines.append("| mean (std) | " + " | ".join(f"{m:.4f} ({d:.4f})" for m, d in zip(mean, std)) + " |")
+    ratio = mean["ndcg@10 partial_fit"] / mean["ndcg@10 refit"]
+    return lines + ["", f"Mean partial_fit NDCG over mean refit NDCG: {ratio:.4f}.", ""]
 
 
 def markdown(results: dict, meta: dict) -> str:
@@ -209,7 +229,11 @@ def markdown(results: dict, meta: dict) -> str:
             for k, v in r.items()
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", PROFILE_NOTES, "## per chunk", ""]
+    lines.append("")
+    for name, res in results.items():
+        if res.get("seeds"):
+            lines += seeds_section(name, res["seeds"])
+    lines += [PROFILE_NOTES, "## per chunk", ""]
     for name, res in results.items():
         df = pd.DataFrame(res["rows"])
         wide = df.pivot(index="start", columns="strategy", values=["ndcg@10", "update_seconds"])
@@ -234,6 +258,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="gradient families: also run the config seeds 1 .. N-1 (mean and spread)"
+    )
     parser.add_argument("--markdown-only", action="store_true", help="rewrite partial_fit.md from the JSON")
     args = parser.parse_args()
     out_json = HERE / "partial_fit.json"
@@ -246,6 +273,11 @@ def main() -> None:
     for name in args.families.split(","):
         print(f"== {name}", flush=True)
         saved["results"][name] = run_family(name, log, args.chunks) | {"run": meta | {"load_after": load_average()}}
+        if args.seeds > 1 and name not in SOLVER_FAMILIES:  # the same run under other config seeds
+            runs = [saved["results"][name]]
+            runs += [run_family(name, log, args.chunks, seed) for seed in range(1, args.seeds)]
+            saved["results"][name]["seeds"] = [seed_row(seed, r) for seed, r in enumerate(runs)]
+            saved["results"][name]["run"]["load_after"] = load_average()
         out_json.write_text(json.dumps(saved, indent=1, default=str))
     meta["load_after"] = load_average()
     meta["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
