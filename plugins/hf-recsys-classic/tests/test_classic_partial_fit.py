@@ -246,6 +246,20 @@ def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, kernel, 
             assert redone_total > 0  # the exact fallback ran
 
 
+def test_knn_prune_update_names_a_bad_kernel(monkeypatch):
+    from hf_recsys_classic import _knn_kernel
+    from hf_recsys_classic._utils import knn_prune, knn_prune_update
+
+    x = sp.random(30, 10, density=0.3, random_state=0, format="csr", data_rvs=np.ones)
+    idx, val = knn_prune(x, x, 4, 0.0)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="gpu")
+    monkeypatch.setattr(_knn_kernel, "_HAS_NUMBA", False)
+    with pytest.raises(ImportError, match=r"hf-recsys-classic\[fast\]"):
+        knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="numba")
+    knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="auto")  # without numba: the torch path
+
+
 @pytest.mark.parametrize("as_loaded", [False, True])
 @pytest.mark.parametrize("model_cls", [ItemKNNModel, UserKNNModel])
 def test_knn_incremental_update_equals_refit(model_cls, as_loaded):
