@@ -9,7 +9,8 @@ the whole search runs for the config seeds ``0 .. N-1`` (initialisation, negativ
 sampling) and the choice is the best mean over the seeds (a chunk holds 9-14 evaluable users: one run is noisy).
 
 Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/online/tune_bpr_partial_fit.py [--seeds 3]``; writes
-``tune_bpr_partial_fit.md`` / ``.json`` beside this script.
+``tune_bpr_partial_fit.md`` / ``.json`` beside this script (``--grid '{"epochs": [30, 60]}' --name other``: another
+grid, written to ``other.md`` / ``.json``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,12 @@ def search(base, warm: pd.DataFrame, chunks: list) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1, help="config seeds 0 .. N-1; the choice is the best mean")
+    parser.add_argument("--grid", type=json.loads, default=None, help="another grid, e.g. '{\"epochs\": [30, 60]}'")
+    parser.add_argument("--name", default="tune_bpr_partial_fit", help="stem of the .md / .json written")
     args = parser.parse_args()
+    if args.grid:
+        GRID.clear()
+        GRID.update(args.grid)
     meta = machine() | {"load_before": load_average(), "commit": commit()}
     log = load_ratings().drop(columns="rating")
     before_test, _ = time_chunks(log, freq="MS", num_chunks=10)
@@ -91,7 +97,7 @@ def main() -> None:
     meta |= {"load_after": load_average(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     out = {"meta": meta, "config": config, "seeds": args.seeds, "warmup_fit_seconds": fit_s, "rows": rows}
     out["best"] = best
-    (HERE / "tune_bpr_partial_fit.json").write_text(json.dumps(out, indent=1, default=str))
+    (HERE / f"{args.name}.json").write_text(json.dumps(out, indent=1, default=str))
     first, last = chunks[0][0][:7], chunks[-1][0][:7]
     lines = [
         "# BPRMF partial_fit options chosen on a validation stream",
@@ -104,16 +110,16 @@ def main() -> None:
         f"{config}; prequential NDCG@10 of the partial_fit copy, user-weighted over the chunks; mean (and standard "
         f"deviation) over the config seeds 0 .. {args.seeds - 1}.",
         "",
-        "| replay | epochs | learning_rate | ndcg@10 (mean) | std | per seed | 10 updates (s, mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join(GRID) + " | ndcg@10 (mean) | std | per seed | 10 updates (s, mean) |",
+        "|" + "---|" * (len(GRID) + 4),
     ]
     for r in rows:
         mark = " **(chosen)**" if r is best else ""
         lines.append(
-            f"| {r['replay']} | {r['epochs']} | {r['learning_rate']} | {r['ndcg@10']:.4f}{mark} | {r['std']:.4f} | "
+            "| " + " | ".join(str(r[k]) for k in GRID) + f" | {r['ndcg@10']:.4f}{mark} | {r['std']:.4f} | "
             f"{', '.join(f'{v:.4f}' for v in r['per_seed'])} | {r['seconds']:.1f} |"
         )
-    (HERE / "tune_bpr_partial_fit.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
