@@ -124,6 +124,50 @@ Then (commits 2289fee, 8483a54, a67fcdc; load 4-7.5):
   medians, load 2.1): 85 -> 80 ms (2017-12), 147 -> 123 ms (2018-01), 168 -> 203 ms (2018-02, 1,131 touched: the
   old neighbours' values fell, more candidates and more rows ranked in full); same values and bounds, but tied
   neighbours came out in another order than a full `torch.topk` (328-666 rows' index lists differ).
+Then (commits 5ef328e .. 6e5980e, 2026-12-01 17:50-18:11 UTC, load 0.8-4.5):
+
+- **ItemKNN**: `knn_prune_update` runs its two selections as numba loops (`hf_recsys_classic/_knn_kernel.py`,
+  the plugin's `fast` extra; `kernel="auto"` picks them when numba is installed and the `(n, |T|)` block has at
+  least 1M entries, else the torch path, which stays and is tested equal: same values and bounds on random data).
+  The touched rows' top-k reads the block once, row by row, with one min-heap of `depth` slots per touched column
+  and a per-column entry value kept in its own array; a column whose old list was full starts from a floor: its
+  new similarity to the least similar of its `depth` old neighbours (any `depth` rows bound the `depth`-th value
+  from below, so only values reaching it are ranked: exact). The merge is one pass over each untouched row (its
+  kept neighbours that did not move, then its hits against its bound, merged as two best-first lists), and the
+  shrink division one pass. Chunk 2018-01 (867 touched of 8.9k items, warm calls, load 2-3): touched top-k 54 ms
+  (`torch.topk` on the view) -> 37 ms (heap) -> 21 ms (+ entry-value array) -> 17.5 ms (+ floor; 44% of its
+  columns had a full old list); chunk 2017-12 (436 touched, 91% full): 4.9 ms with the floor, 10 ms without.
+  The whole `knn_prune_update` 2018-01 under cProfile: 102 ms (first numba version) -> 54 ms (floor, one-pass
+  division); per chunk in a loop (load 2.1): 20-75 ms, against 60-240 ms before. The first update in a process
+  also loads the compiled loops from numba's cache (0.1-0.5 s, counted in the benchmark's first chunk); a fresh
+  clone compiles them once (about 8 s). Tried and not kept: candidate buffers of `2 depth` per column compacted
+  by `np.partition` instead of heaps (20 ms vs 17.5 ms), and the same by 64-column tiles (28-35 ms).
+- **UserKNN** runs the torch path under `auto` (its blocks have about 610 x 14 entries): with the numba loops
+  its steady updates were the same (4.5-17 ms both ways, A/B in one process) and the first one paid 0.45 s of
+  loading.
+- **MostPopular**: the shared path step by step inside a benchmark-like loop (score, update, refit; load 3.1):
+  Arrow table 0.33-0.54 ms, log check 0.10-0.14, vocabulary growth 0.55-0.87 (2.4 once), encoding 0.09-0.24,
+  seen-items merge 0.42-0.70, the hook 0.15-0.26, the finite check 0.08-0.11 (2-2.8 ms in all, refits 17-21 ms,
+  no garbage collection in any update). The same steps warm, repeated on one chunk: 78, 33, 250, 69, 289, ~95 and
+  11 us (0.8 ms): the benchmark's update costs about 3x its warm cost, spread over every step (cold caches after
+  the scoring and the refit, as found before), not one step or one allocation. Tried and not kept: splicing the
+  new pairs into the seen-items index array (only the touched rows searched) instead of `seen + new`: 356-678 us
+  against 300-588 us, A/B in one process.
+- **BPRMF**: the options were chosen again on the validation stream with 3 and with 5 config seeds
+  (`tune_bpr_partial_fit.py --seeds 5`, best mean): the same choice (replay 1.0, 30 epochs, lr 0.02; validation
+  NDCG@10 0.0465, std 0.0029 over 5 seeds); the benchmark now runs the test chunks under the same seeds
+  (`--seeds 5`, section above): per-seed partial/refit ratios spread over about +-0.07, so one seed's ratio does
+  not say whether the target is met; the mean over seeds does.
+- **runs** (this round): ItemKNN at 5ef328e (first numba version, load 0.8) 0.0997; at 59dc5aa (load 2.2) 0.084;
+  at 1f89f9f after MostPopular in the same process (load 4.4) 0.138, its first update 0.74 s (numba's import and
+  cached loops), the other nine 0.50 s against 8.0 s of refits (0.062); at 6e5980e alone (load 4.1) 0.0885, the
+  first update 0.30 s, the other nine 0.056 of their refits. UserKNN (torch path) 0.093-0.109 (5-8 ms updates,
+  47-67 ms refits: its refits are faster than in the runs at a67fcdc, 57-117 ms). MostPopular at 1f89f9f (load
+  4.4) 0.119: 1.7-2.3 ms, and 6.0-7.2 ms in chunks 1, 3 and 5, against 24-38 ms.
+- **BPRMF seeds** (test chunks, 5 config seeds, load 3.5-4.4): with the options chosen first (30 epochs) the mean
+  partial/refit ratio 0.962 (per seed 0.88-1.09, std 0.079; 3 seeds alone gave 1.008); with the wider validation
+  grid's choice (60 epochs, validation 0.0476 against 0.0465: within one standard deviation) 0.942 (per seed
+  0.92-0.97, std 0.017). The benchmark keeps the validation choice (60 epochs); neither reaches 0.97 on the mean.
 """
 
 
