@@ -124,7 +124,7 @@ Then (commits 2289fee, 8483a54, a67fcdc; load 4-7.5):
   medians, load 2.1): 85 -> 80 ms (2017-12), 147 -> 123 ms (2018-01), 168 -> 203 ms (2018-02, 1,131 touched: the
   old neighbours' values fell, more candidates and more rows ranked in full); same values and bounds, but tied
   neighbours came out in another order than a full `torch.topk` (328-666 rows' index lists differ).
-Then (commits 5ef328e .. 6e5980e, 2026-12-01 17:50-18:11 UTC, load 0.8-4.5):
+Then (commits 5ef328e .. c46bf26, 2026-12-01 17:50-18:15 UTC, load 0.8-4.5):
 
 - **ItemKNN**: `knn_prune_update` runs its two selections as numba loops (`hf_recsys_classic/_knn_kernel.py`,
   the plugin's `fast` extra; `kernel="auto"` picks them when numba is installed and the `(n, |T|)` block has at
@@ -168,6 +168,12 @@ Then (commits 5ef328e .. 6e5980e, 2026-12-01 17:50-18:11 UTC, load 0.8-4.5):
   partial/refit ratio 0.962 (per seed 0.88-1.09, std 0.079; 3 seeds alone gave 1.008); with the wider validation
   grid's choice (60 epochs, validation 0.0476 against 0.0465: within one standard deviation) 0.942 (per seed
   0.92-0.97, std 0.017). The benchmark keeps the validation choice (60 epochs); neither reaches 0.97 on the mean.
+- **CPU time** (from c46bf26 the benchmark records each update's process CPU time beside its wall time, a column
+  of the table above): at c46bf26 (load 2.8) MostPopular's updates took 2.1-2.7 ms, CPU time equal to wall time in
+  every one, against refits of 16-25 ms: no 6 ms chunk in that run, and no preemption; so the 0.12 is the shared
+  path's own work against a refit that takes 16-25 ms here. UserKNN the same (CPU = wall). ItemKNN: the first
+  update 0.37 s wall, 0.29 s CPU. The same code before this round against after (UserKNN, `_utils.py` of a550f74
+  swapped in, alternated runs, load 3.3-3.4): 0.0934 / 0.0935 against 0.0834 / 0.1048.
 """
 
 
