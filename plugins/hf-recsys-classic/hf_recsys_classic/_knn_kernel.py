@@ -1,14 +1,16 @@
-"""The two selections of :func:`~hf_recsys_classic._utils.knn_prune_update` as compiled loops (numba, the plugin's
-``fast`` extra); the torch path in ``_utils`` computes the same lists (tested equal up to ties).
+"""The loops of :func:`~hf_recsys_classic._utils.knn_prune_update` compiled with numba (the plugin's ``fast``
+extra); the torch path in ``_utils`` computes the same lists (tested equal: same values and bounds, tied indices may
+differ).
 
-Both read the dense ``(n, |T|)`` block of new similarities (every row to the touched rows) once, row by row:
+Each reads the dense ``(n, |T|)`` block of new similarities (every row to the touched rows) once, row by row:
 
 - :func:`touched_top_k`: the touched rows' top-``depth`` lists, one min-heap of ``depth`` slots per touched column
-  (a value enters only when it beats the column's current ``depth``-th): ``n |T|`` comparisons and a few thousand
-  heap insertions, where ``torch.topk`` along the block's columns ranks every element.
+  (a value enters only when it beats the column's current ``depth``-th, or a floor that ``depth`` of the column's
+  values are known to reach), where ``torch.topk`` along the block's columns ranks every element.
 - :func:`merge_rows`: each untouched row's new list, from its kept neighbours that did not move and its new
-  similarities to the touched rows that reach its bound (found in the same pass over the row), with its raised
-  bound; no index arrays of the hits, no padded blocks.
+  similarities to the touched rows that reach its bound (found in the same pass over the row), merged as two
+  best-first lists, with its raised bound; no index arrays of the hits, no padded blocks.
+- :func:`divide`: the shrunk cosine's division by ``|a| |b| + shrink``, in place.
 """
 
 from __future__ import annotations
