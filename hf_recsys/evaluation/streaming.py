@@ -44,8 +44,9 @@ class StreamingResult:
     Args:
         rows: one dict per (strategy, chunk): ``strategy``, ``chunk`` (0-based), ``start`` / ``end`` (ISO dates,
             end exclusive), ``num_interactions``, ``num_users`` (in the chunk), ``num_evaluated`` (users the model
-            could score: known to it before the chunk), the metrics (e.g. ``ndcg@10``) and ``update_seconds`` (the
-            update after the chunk).
+            could score: known to it before the chunk), the metrics (e.g. ``ndcg@10``), ``update_seconds`` (the
+            update after the chunk, wall time) and ``update_cpu_seconds`` (the process's CPU time in it: less than
+            the wall time when the process waited or was preempted).
         strategies: the update strategies, in order.
         metrics: the metric keys in ``rows``.
         warmup_interactions: size of the initial training period.
@@ -70,6 +71,8 @@ class StreamingResult:
             w = part["num_evaluated"].to_numpy(dtype=float)
             means = {m: float(np.average(part[m], weights=w)) if w.sum() else float("nan") for m in self.metrics}
             out[str(s)] = {**means, "update_seconds": float(part["update_seconds"].sum())}
+            if "update_cpu_seconds" in part:
+                out[str(s)]["update_cpu_seconds"] = float(part["update_cpu_seconds"].sum())
         return out
 
     def to_markdown(self, digits: int = 4) -> str:
@@ -246,7 +249,7 @@ def streaming_evaluation(
         for s in strategies:
             row = {"strategy": s, "chunk": c, "start": lo, "end": hi, "num_interactions": len(chunk)}
             row.update(_score_chunk(models[s], past, chunk, ks, metrics, keys))
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             if s == "partial_fit":
                 models[s].partial_fit(chunk, **pf_kwargs)
             elif s == "refit":
@@ -254,6 +257,7 @@ def streaming_evaluation(
                     pd.concat([past, chunk], ignore_index=True), show_progress=False, **fit_kwargs
                 )
             row["update_seconds"] = time.perf_counter() - t
+            row["update_cpu_seconds"] = time.process_time() - cpu  # below the wall time: the process was preempted
             rows.append(row)
         history.append(chunk)
     meta = {

@@ -68,6 +68,7 @@ def test_prequential_protocol_and_exact_updates_match_refits():
     assert by["refit"]["ndcg@5"].iloc[1] == pytest.approx(expected)
     summary = result.summary()
     assert set(summary) == {"none", "partial_fit", "refit"} and "update_seconds" in summary["refit"]
+    assert 0 <= summary["refit"]["update_cpu_seconds"] <= summary["refit"]["update_seconds"] * 1.5 + 0.05  # 1 thread
     assert "| chunk | start |" in result.to_markdown()
 
 

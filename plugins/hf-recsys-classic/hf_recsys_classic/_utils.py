@@ -12,6 +12,8 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.training.engine import EngineTrainedMixin, torch_threads
 from tqdm.auto import tqdm
 
+from hf_recsys_classic import _knn_kernel
+
 WEIGHTINGS = ("none", "tfidf", "bm25")
 DENSE_BUDGET = 250_000_000  # entries of a dense float32 helper matrix (1 GB) before falling back to sparse products
 
@@ -150,12 +152,17 @@ def knn_prune(
     return out_idx, out_val
 
 
-def _similarity_rows(scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray, shrink: float) -> torch.Tensor:
+def _similarity_rows(
+    scaled: sp.csr_matrix, norms: np.ndarray, rows: np.ndarray, shrink: float, compiled: bool = False
+) -> torch.Tensor:
     """Dense ``(n, len(rows))`` similarities of every row of ``scaled`` to its ``rows``, as :func:`knn_prune`
-    computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``),
-    each row's similarity to itself ``-inf``. One sparse-times-dense product over ``scaled``'s non-zeros."""
+    computes them (``scaled`` holds unit rows when ``shrink == 0``; else raw rows, divided by ``|a| |b| + shrink``:
+    in one compiled pass when ``compiled``), each row's similarity to itself ``-inf``. One sparse-times-dense product
+    over ``scaled``'s non-zeros."""
     sims = torch.from_numpy(np.ascontiguousarray(scaled @ scaled[rows].T.toarray(), dtype=np.float32))
-    if shrink > 0:  # by blocks of rows: no second matrix of this size
+    if shrink > 0 and compiled:
+        _knn_kernel.divide(sims, norms, rows, shrink)
+    elif shrink > 0:  # by blocks of rows: no second matrix of this size
         norms_t = torch.from_numpy(norms)
         of_rows = norms_t[torch.from_numpy(rows)]
         for start in range(0, len(sims), 4096):
@@ -215,6 +222,21 @@ def _merge_slab(cross, t, rows_in, threshold, stale, is_touched, lists, block_si
     return changed + lo
 
 
+#: entries of the ``(n, |T|)`` block from which ``kernel="auto"`` runs the compiled loops: below, the torch path
+#: takes a few ms, less than loading the compiled loops once in a new process (0.1-0.5 s)
+_KERNEL_MIN_BLOCK = 1 << 20
+
+
+def _use_knn_kernel(kernel: str, block: int) -> bool:
+    """Whether ``knn_prune_update`` runs its compiled loops (``kernel``: ``"auto"``, ``"numba"`` or ``"torch"``) on
+    a block of ``block`` entries."""
+    if kernel not in ("auto", "numba", "torch"):
+        raise ValueError(f'kernel must be one of "auto", "numba", "torch", got {kernel!r}.')
+    if kernel == "numba" and not _knn_kernel.available():
+        raise ImportError('knn_prune_update(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
+    return kernel == "numba" or (kernel == "auto" and _knn_kernel.available() and block >= _KERNEL_MIN_BLOCK)
+
+
 def knn_prune_update(
     x: sp.csr_matrix,
     k: int,
@@ -225,6 +247,7 @@ def knn_prune_update(
     old_bound: torch.Tensor | None = None,
     depth: int | None = None,
     block_size: int = 2048,
+    kernel: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """The neighbour lists of ``knn_prune(x, x, k, shrink)`` after only the rows ``touched`` of ``x`` changed (and
     rows were appended past ``len(old_idx)``), updated from the lists before the change: the top ``k`` are exact.
@@ -247,7 +270,11 @@ def knn_prune_update(
         old_bound: the rows' bounds before the change (default: the last value of each list, as for a fresh one).
         depth: neighbours kept per row (default ``w``); more than ``k`` leaves room for neighbours to drop out
             before a row needs a full recomputation.
-        block_size: rows merged at once.
+        block_size: rows merged at once (torch path) and rows recomputed at once.
+        kernel: ``"numba"`` (the touched rows' top-k and the merge as compiled loops, one pass over the block
+            each: ``pip install "hf-recsys-classic[fast]"``), ``"torch"`` (``torch.topk`` and batched merges) or
+            ``"auto"`` (numba when installed and the block has at least ``_KERNEL_MIN_BLOCK`` entries); the same
+            lists up to ties.
 
     Memory: one dense ``(n, len(touched))`` float32 block; when it would pass ``DENSE_BUDGET`` entries (or when
     more than half the rows changed) the lists are rebuilt by :func:`knn_prune` instead.
@@ -276,26 +303,37 @@ def knn_prune_update(
     x = x.tocsr().astype(np.float32)
     norms = row_norms(x)
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
-    cross = _similarity_rows(scaled, norms, touched, shrink)  # (n, |T|)
+    compiled = _use_knn_kernel(kernel, n * len(touched))
+    cross = _similarity_rows(scaled, norms, touched, shrink, compiled)  # (n, |T|)
     t = torch.from_numpy(touched)
-    out_idx[t], out_val[t] = _top_k_positive(cross.T, None, depth)  # the touched rows' new lists (no transposed copy)
+    if compiled:  # the touched rows' new lists; any `depth` rows bound the depth-th similarity: the old neighbours
+        old_nb, full = out_idx[t], (out_val[t] > 0).all(1)
+        floor = torch.where(full, cross[old_nb, torch.arange(len(t))[:, None]].amin(1), 0.0)
+        out_idx[t], out_val[t] = _knn_kernel.touched_top_k(cross, depth, floor)
+    else:  # on the transposed view (no copy)
+        out_idx[t], out_val[t] = _top_k_positive(cross.T, None, depth)
     bound[t] = out_val[t, -1]
     is_touched = torch.zeros(n, dtype=torch.bool)
     is_touched[t] = True
     threshold = torch.clamp(bound, min=torch.finfo(torch.float32).tiny).masked_fill_(is_touched, torch.inf)
-    stale = is_touched[out_idx] & (out_val > 0)  # kept neighbours whose similarity moved
-    redo, lists = [], (out_idx, out_val, bound)
-    slab = max(block_size, _HIT_BUDGET // max(len(touched), 1))  # rows whose hits are found at once
-    for lo in range(0, n, slab):
-        merged = _merge_slab(cross, t, slice(lo, min(lo + slab, n)), threshold, stale, is_touched, lists, block_size)
-        redo.append(merged[(bound[merged] > 0) & (out_val[merged, k - 1] < bound[merged])])  # k-th below the bound
-    redo = torch.cat(redo) if redo else torch.zeros(0, dtype=torch.long)
+    if compiled:
+        merged = [_knn_kernel.merge_rows(cross, t, threshold, is_touched, out_idx, out_val, bound)]
+    else:
+        stale = is_touched[out_idx] & (out_val > 0)  # kept neighbours whose similarity moved
+        slab = max(block_size, _HIT_BUDGET // max(len(touched), 1))  # rows whose hits are found at once
+        lists = (out_idx, out_val, bound)
+        merged = [
+            _merge_slab(cross, t, slice(lo, min(lo + slab, n)), threshold, stale, is_touched, lists, block_size)
+            for lo in range(0, n, slab)
+        ]
+    redo = torch.cat(merged)
+    redo = redo[(bound[redo] > 0) & (out_val[redo, k - 1] < bound[redo])]  # k-th below the bound: recomputed
     if len(redo):
         redo_np = redo.numpy()
         for start in range(0, len(redo_np), block_size):  # full rows: their similarities to every row
             rows = redo_np[start : start + block_size]
             r = torch.from_numpy(rows)
-            sims = _similarity_rows(scaled, norms, rows, shrink).T.contiguous()
+            sims = _similarity_rows(scaled, norms, rows, shrink, compiled).T.contiguous()
             out_idx[r], out_val[r] = _top_k_positive(sims, None, depth)
             bound[r] = out_val[r, -1]
     return out_idx, out_val, bound, len(redo)

@@ -197,16 +197,21 @@ def _changed_rows(x: sp.csr_matrix, rng, n_new: int) -> tuple[sp.csr_matrix, np.
     return sp.vstack([new.tocsr(), extra]).tocsr(), touched
 
 
-@pytest.mark.parametrize("hit_budget", [None, 64])
+@pytest.mark.parametrize(
+    ("kernel", "hit_budget"), [("torch", None), ("torch", 64), ("numba", None)], ids=["torch", "torch-slabs", "numba"]
+)
 @pytest.mark.parametrize("shrink", [0.0, 2.0])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, hit_budget, monkeypatch):
+def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, kernel, hit_budget, monkeypatch):
     """Binary rows tie a lot; rows are emptied (lists drop below their old k-th value: the exact fallback runs) and
     appended; three updates in a row, the lists and bounds carried from one to the next (with a reserve and
-    without); with a small hit budget the merge runs over several row slabs."""
+    without); with a small hit budget the torch merge runs over several row slabs; the numba loops give the same
+    values and bounds as the torch path."""
     from hf_recsys_classic import _utils
     from hf_recsys_classic._utils import knn_prune, knn_prune_update
 
+    if kernel == "numba":
+        pytest.importorskip("numba")
     if hit_budget is not None:
         monkeypatch.setattr(_utils, "_HIT_BUDGET", hit_budget)
 
@@ -218,7 +223,14 @@ def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, hit_budg
         bound, cur, redone_total = None, x, 0
         for _ in range(3):
             cur, touched = _changed_rows(cur, rng, n_new=3)
-            idx, val, bound, redone = knn_prune_update(cur, k, shrink, touched, idx, val, bound, depth, block_size=32)
+            args = (cur, k, shrink, touched, idx, val, bound, depth)
+            if kernel == "numba":  # the same values and bounds as the torch path (the tied indices may differ)
+                _, t_val, t_bound, t_redone = knn_prune_update(*args, block_size=32, kernel="torch")
+            idx, val, bound, redone = knn_prune_update(*args, block_size=32, kernel=kernel)
+            if kernel == "numba":
+                torch.testing.assert_close(val, t_val, rtol=0, atol=0)
+                torch.testing.assert_close(bound, t_bound, rtol=0, atol=0)
+                assert redone == t_redone
             redone_total += redone
             want_idx, want_val = knn_prune(cur, cur, k, shrink)
             assert idx.shape == (cur.shape[0], depth)
@@ -232,6 +244,20 @@ def test_knn_prune_update_equals_a_rebuild_on_random_data(seed, shrink, hit_budg
             assert np.all(outside.max(1) <= bound.numpy() + 1e-6)
         if depth == k:
             assert redone_total > 0  # the exact fallback ran
+
+
+def test_knn_prune_update_names_a_bad_kernel(monkeypatch):
+    from hf_recsys_classic import _knn_kernel
+    from hf_recsys_classic._utils import knn_prune, knn_prune_update
+
+    x = sp.random(30, 10, density=0.3, random_state=0, format="csr", data_rvs=np.ones)
+    idx, val = knn_prune(x, x, 4, 0.0)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="gpu")
+    monkeypatch.setattr(_knn_kernel, "_HAS_NUMBA", False)
+    with pytest.raises(ImportError, match=r"hf-recsys-classic\[fast\]"):
+        knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="numba")
+    knn_prune_update(x, 4, 0.0, np.array([1]), idx, val, kernel="auto")  # without numba: the torch path
 
 
 @pytest.mark.parametrize("as_loaded", [False, True])
