@@ -243,6 +243,17 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
     def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
         raise NotImplementedError
 
+    def _cut_padding(self, batch: dict) -> dict:
+        """With ``group_by_length``, drop the left-padding columns that no row of the batch uses (the outputs at the
+        real positions do not change: positions are counted from each window's first item)."""
+        if not getattr(self.config, "group_by_length", False):
+            return batch
+        used = batch["input_ids"] != 0
+        if "attention_mask" in batch:
+            used |= batch["attention_mask"].bool()
+        first = int(used.any(0).long().argmax())
+        return {k: v[:, first:] for k, v in batch.items()} if first else batch
+
     def _inference_tokens(self, items: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> torch.LongTensor:
         tokens = gather_windows(items, starts, ends, self.config.max_sequence_length - self.extra_inference_tokens)
         if self.extra_inference_tokens:
@@ -278,9 +289,12 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 
         def collate(idx: torch.LongTensor, gen: torch.Generator) -> dict:
             u = users[idx.cpu().numpy()]
-            return self._training_batch(items, starts[u], ends[u], gen)
+            return self._cut_padding(self._training_batch(items, starts[u], ends[u], gen))
 
-        return TrainingExamples(len(users), collate, unit="user")
+        lengths = None
+        if getattr(self.config, "group_by_length", False):
+            lengths = np.minimum(ends - starts, self.config.max_sequence_length)[users]
+        return TrainingExamples(len(users), collate, unit="user", group_lengths=lengths)
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, **options) -> None:
         """``partial_fit``: continued training with each updated user's stored history before their new items
