@@ -412,27 +412,35 @@ def test_compile_option_compiles_the_backbone_in_place_and_keeps_the_parameter_n
     [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
 )
 def test_group_by_length_cuts_the_padding_without_changing_the_loss(cls, cfg_cls):
-    """group_by_length: a batch loses the left-padding columns no row uses, and the loss is the same as on the full
-    padded window (positions="items"); the examples carry their window lengths for the engine's grouping."""
+    """group_by_length: a batch loses the left-padding columns no row uses, its loss is the padded window's
+    (positions="items") weighed by its predicted positions against an average user's, and the examples carry their
+    window lengths for the engine's grouping."""
     from hf_recsys.data import build_vocabs, encode_interactions
 
     log = tiny_log()
-    model = cls(cfg_cls(**(TINY | {"max_sequence_length": 30}), dropout=0.0, positions="items", group_by_length=True))
-    model.set_vocabs(*build_vocabs(log))
-    examples = model.training_examples(encode_interactions(log, model.user_vocab, model.item_vocab))
-    assert examples.group_lengths is not None and len(examples.group_lengths) == len(examples)
-    assert int(examples.group_lengths.max()) <= 30
-    idx = torch.arange(len(examples))[:3]
-    cut = examples.collate(idx, torch.Generator().manual_seed(1))
-    model.config.group_by_length = False
-    full = examples.collate(idx, torch.Generator().manual_seed(1))
-    assert cut["input_ids"].shape[1] < full["input_ids"].shape[1] == 30
+    models, examples = [], []
+    for grouped in (True, False):
+        torch.manual_seed(0)
+        kw = TINY | {"max_sequence_length": 30, "dropout": 0.0, "positions": "items", "group_by_length": grouped}
+        model = cls(cfg_cls(**kw))
+        model.set_vocabs(*build_vocabs(log))
+        examples.append(model.training_examples(encode_interactions(log, model.user_vocab, model.item_vocab)))
+        models.append(model.eval())
+    assert examples[0].group_lengths is not None and examples[1].group_lengths is None
+    assert len(examples[0].group_lengths) == len(examples[0]) and int(examples[0].group_lengths.max()) <= 30
+    idx = torch.arange(3)
+    cut, full = (ex.collate(idx, torch.Generator().manual_seed(1)) for ex in examples)
+    assert cut["input_ids"].shape[1] < full["input_ids"].shape[1] == 30 and "loss_scale" not in full
     for k in full:  # the same batch, left columns of padding removed
         width = cut[k].shape[1]
         assert torch.equal(full[k][:, -width:], cut[k]) and not (full["input_ids"][:, :-width] != 0).any()
-    model.eval()
+    # weighed by its history tokens against an average user's
+    every = examples[1].collate(torch.arange(len(examples[1])), torch.Generator().manual_seed(1))
+    per_user = float((every["input_ids"] != 0).sum()) / len(examples[1])
+    expected = int((full["input_ids"] != 0).sum()) / (3 * per_user)
+    torch.testing.assert_close(float(cut["loss_scale"]), expected)
     with torch.no_grad():
-        torch.testing.assert_close(model(**cut).loss, model(**full).loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(models[0](**cut).loss, models[1](**full).loss * cut["loss_scale"])
 
 
 def test_length_grouped_order_is_a_seeded_permutation_of_similar_length_batches():
@@ -446,7 +454,7 @@ def test_length_grouped_order_is_a_seeded_permutation_of_similar_length_batches(
     assert len(order) % 16 == 1000 % 16  # the short step is the last
     steps = order[: len(order) // 16 * 16].view(-1, 16)
     padded = lengths[steps].max(1).values.sum() * 16
-    random_padded = lengths[torch.randperm(1000)[:len(steps) * 16].view(-1, 16)].max(1).values.sum() * 16
+    random_padded = lengths[torch.randperm(1000)[: len(steps) * 16].view(-1, 16)].max(1).values.sum() * 16
     assert padded < 0.75 * random_padded  # far less padding than random batches
     assert LENGTH_GROUP_STEPS > 1
 
