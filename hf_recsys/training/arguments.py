@@ -172,7 +172,10 @@ class RecTrainingArguments:
     max_grad_norm: float | None = field(
         default=None, metadata={"help": "gradient clipping (0: none; default: the config's max_grad_norm)"}
     )
-    lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name"})
+    lr_scheduler_type: str | None = field(
+        default=None,
+        metadata={"help": "transformers scheduler name: constant, linear, cosine, ... (default: the config's)"},
+    )
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (passed to Accelerate)"})
     seed: int | None = field(

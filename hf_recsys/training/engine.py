@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "adagrad", "sgd")
 PRECISIONS = ("fp32", "bf16", "auto")
+#: transformers' schedulers that need no options beyond the run's length and warm-up steps
+LR_SCHEDULERS = (
+    "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "inverse_sqrt",
+)  # fmt: skip
 
 
 @dataclass
@@ -59,6 +63,9 @@ class TrainingOptions:
             GPU with bf16, or a CPU with AVX512-BF16 or AMX; fp32 elsewhere).
         compile: run the model's backbone (the model itself when it has none) through ``torch.compile`` before
             training (off by default: the first steps then pay the compile time, and a CPU needs a C++ compiler).
+        lr_scheduler_type: how the learning rate changes over the run's steps: a transformers scheduler name
+            (``"constant"``, the default; ``"linear"`` or ``"cosine"``: decay from ``learning_rate`` to 0 by the
+            last step of ``epochs``).
     """
 
     epochs: int = 10
@@ -70,6 +77,7 @@ class TrainingOptions:
     seed: int = 0
     precision: str = "fp32"
     compile: bool = False
+    lr_scheduler_type: str = "constant"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -97,6 +105,10 @@ def check_training_options(owner: str, values: dict[str, Any]) -> None:
         raise ValueError(f"{owner}.optimizer must be one of {OPTIMIZERS}, got {values['optimizer']!r}.")
     if "precision" in values and values["precision"] not in PRECISIONS:
         raise ValueError(f"{owner}.precision must be one of {PRECISIONS}, got {values['precision']!r}.")
+    if "lr_scheduler_type" in values and values["lr_scheduler_type"] not in LR_SCHEDULERS:
+        raise ValueError(
+            f"{owner}.lr_scheduler_type must be one of {LR_SCHEDULERS}, got {values['lr_scheduler_type']!r}."
+        )
     if "compile" in values and not isinstance(values["compile"], bool):
         raise ValueError(f"{owner}.compile must be true or false, got {values['compile']!r}.")
     for name in ("weight_decay", "max_grad_norm"):
@@ -296,6 +308,7 @@ def fit_model(
     seed: int | None = None,
     precision: str | None = None,
     compile: bool | None = None,
+    lr_scheduler_type: str | None = None,
     max_steps: int | None = None,
     num_threads: int | None = None,
     on_epoch_end: EpochCallback | None = None,
@@ -307,9 +320,9 @@ def fit_model(
         model: a gradient-trained recommender with its vocabularies set.
         interactions: the training log (:class:`~hf_recsys.data.Interactions`) in the model's vocabularies.
         show_progress: a progress bar.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile: override
-            the config's training options for this run (``None``: the config's); the values used are written to the
-            config.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile,
+            lr_scheduler_type: override the config's training options for this run (``None``: the config's); the
+            values used are written to the config.
         max_steps: stop after this many optimiser steps.
         num_threads: torch threads during training (``None``: the family's ``fit_num_threads``, else unchanged).
         on_epoch_end: ``f(epoch, mean_loss) -> stop?`` (e.g. validation and early stopping).
@@ -323,7 +336,7 @@ def fit_model(
 
     overrides = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer)
     overrides.update(weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed, precision=precision)
-    overrides["compile"] = compile
+    overrides.update(compile=compile, lr_scheduler_type=lr_scheduler_type)
     options = TrainingOptions.from_config(model.config, **overrides)
     history = TrainingHistory()
     threads = num_threads if num_threads is not None else getattr(model, "fit_num_threads", None)
@@ -338,6 +351,7 @@ def fit_model(
             weight_decay=options.weight_decay,
             max_grad_norm=options.max_grad_norm or 0.0,
             seed=options.seed,
+            lr_scheduler_type=options.lr_scheduler_type,
             eval_strategy="no",
             save_strategy="no",
             load_best_model_at_end=False,

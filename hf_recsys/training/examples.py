@@ -25,6 +25,10 @@ class TrainingExamples:
         collate: ``collate(indices, generator) -> dict`` of keyword arguments for the model's ``forward``; the
             output must hold a scalar ``loss`` (the mean over the batch).
         unit: what one example is (``"user"``, ``"pair"``, ...), for messages and logs.
+        group_lengths: optional ``(num_examples,)`` sizes of the examples (e.g. the tokens of each user's training
+            window). When given, the engine batches examples of similar size together
+            (:func:`~hf_recsys.training.trainer.length_grouped_permutation`), so that a batch padded to its longest
+            example wastes little work on padding.
 
     Example:
         ```python
@@ -37,12 +41,19 @@ class TrainingExamples:
         ```
     """
 
-    def __init__(self, num_examples: int, collate: CollateFn, unit: str = "example"):
+    def __init__(self, num_examples: int, collate: CollateFn, unit: str = "example", group_lengths=None):
         if int(num_examples) < 1:
             raise ValueError(f"No training examples ({unit}s): the training log is empty or too short for this model.")
         self.num_examples = int(num_examples)
         self._collate = collate
         self.unit = unit
+        if group_lengths is not None:
+            group_lengths = torch.as_tensor(group_lengths).reshape(-1)
+            if len(group_lengths) != self.num_examples:
+                raise ValueError(
+                    f"group_lengths has {len(group_lengths)} entries for {self.num_examples} training examples."
+                )
+        self.group_lengths = group_lengths
 
     def __len__(self) -> int:
         return self.num_examples

@@ -136,6 +136,38 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> torch.LongTen
     return torch.randperm(num_examples, generator=gen)
 
 
+#: examples sorted together by length: this many optimiser steps' worth (HF's LengthGroupedSampler uses 50 batches;
+#: fewer keeps more randomness in which examples meet in a batch, at a little more padding)
+LENGTH_GROUP_STEPS = 8
+
+
+def length_grouped_permutation(lengths: torch.Tensor, step_size: int, seed: int, epoch: int) -> torch.LongTensor:
+    """The order of the examples in ``epoch`` with examples of similar length in the same optimiser step.
+
+    The epoch's random permutation is cut into groups of ``LENGTH_GROUP_STEPS * step_size`` examples, each group is
+    sorted by length (longest first) and cut into steps, and the steps are shuffled: every example is still seen once
+    an epoch, batches still change from epoch to epoch, and a batch padded to its longest example holds little
+    padding. The same on every process.
+    """
+    order = epoch_permutation(len(lengths), seed, epoch)
+    group = LENGTH_GROUP_STEPS * step_size
+    parts = []
+    for g in order.split(group):
+        parts.append(g[torch.sort(lengths[g], descending=True, stable=True).indices])
+    steps = torch.cat(parts).split(step_size)
+    full = [s for s in steps if len(s) == step_size]
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) + 7_919)
+    shuffled = [full[i] for i in torch.randperm(len(full), generator=gen).tolist()]
+    return torch.cat(shuffled + [s for s in steps if len(s) < step_size])  # a short last step stays last
+
+
+def epoch_order(examples: TrainingExamples, step_size: int, seed: int, epoch: int) -> torch.LongTensor:
+    """The order of ``examples`` in ``epoch``: random, or grouped by length when the examples carry lengths."""
+    if examples.group_lengths is None:
+        return epoch_permutation(len(examples), seed, epoch)
+    return length_grouped_permutation(examples.group_lengths, step_size, seed, epoch)
+
+
 def step_generator(seed: int, epoch: int, step: int, micro_step: int, process: int) -> torch.Generator:
     """The generator of one process's micro-step (negatives, masks, windows)."""
     key = f"{seed}/{epoch}/{step}/{micro_step}/{process}".encode()
@@ -200,6 +232,7 @@ def run_options(config: Any, args: RecTrainingArguments) -> TrainingOptions:
         weight_decay=args.weight_decay,
         max_grad_norm=args.max_grad_norm,
         seed=args.seed,
+        lr_scheduler_type=args.lr_scheduler_type,
     )
 
 
@@ -313,7 +346,7 @@ class RecTrainer:
 
         # stepped once per optimiser step by the trainer itself (not prepared: Accelerate would step it per process)
         self.scheduler = get_scheduler(
-            args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=max_steps
+            options.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=max_steps
         )
         self.output_dir = Path(args.output_dir)
         sharded = str(accelerator.distributed_type).rsplit(".", 1)[-1] in ("FSDP", "DEEPSPEED", "MEGATRON_LM")
@@ -396,7 +429,7 @@ class RecTrainer:
         previous_handler = self._catch_sigterm()
         try:
             while state.global_step < state.max_steps and not state.should_stop:
-                order = epoch_permutation(len(self.examples), self.options.seed, state.epoch)
+                order = epoch_order(self.examples, self.step_size, self.options.seed, state.epoch)
                 for step in range(state.step_in_epoch, state.steps_per_epoch):
                     chunk = order[step * self.step_size : (step + 1) * self.step_size]
                     self.last_step_loss = self._optimizer_step(chunk, state.epoch, step)
@@ -680,6 +713,7 @@ class RecTrainer:
             "seed": o.seed,
             "precision": o.precision,
             "compile": o.compile,
+            "lr_scheduler_type": o.lr_scheduler_type,
         }
         return json.loads(json.dumps({**asdict(self.args), **resolved}, default=str))
 
@@ -791,7 +825,9 @@ __all__ = [
     "TrainerCallback",
     "TrainerState",
     "TrainingInterrupted",
+    "epoch_order",
     "epoch_permutation",
+    "length_grouped_permutation",
     "latest_checkpoint",
     "make_accelerator",
     "shard_step",

@@ -405,3 +405,62 @@ def test_compile_option_compiles_the_backbone_in_place_and_keeps_the_parameter_n
     assert list(model.state_dict()) == names
     with pytest.raises(ValueError, match="compile"):
         CausalSequentialConfig(compile="yes")
+
+
+@pytest.mark.parametrize(
+    "cls, cfg_cls",
+    [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
+)
+def test_group_by_length_cuts_the_padding_without_changing_the_loss(cls, cfg_cls):
+    """group_by_length: a batch loses the left-padding columns no row uses, its loss is the padded window's
+    (positions="items") weighed by its predicted positions against an average user's, and the examples carry their
+    window lengths for the engine's grouping."""
+    from hf_recsys.data import build_vocabs, encode_interactions
+
+    log = tiny_log()
+    models, examples = [], []
+    for grouped in (True, False):
+        torch.manual_seed(0)
+        kw = TINY | {"max_sequence_length": 30, "dropout": 0.0, "positions": "items", "group_by_length": grouped}
+        model = cls(cfg_cls(**kw))
+        model.set_vocabs(*build_vocabs(log))
+        examples.append(model.training_examples(encode_interactions(log, model.user_vocab, model.item_vocab)))
+        models.append(model.eval())
+    assert examples[0].group_lengths is not None and examples[1].group_lengths is None
+    assert len(examples[0].group_lengths) == len(examples[0]) and int(examples[0].group_lengths.max()) <= 30
+    idx = torch.arange(3)
+    cut, full = (ex.collate(idx, torch.Generator().manual_seed(1)) for ex in examples)
+    assert cut["input_ids"].shape[1] < full["input_ids"].shape[1] == 30 and "loss_scale" not in full
+    for k in full:  # the same batch, left columns of padding removed
+        width = cut[k].shape[1]
+        assert torch.equal(full[k][:, -width:], cut[k]) and not (full["input_ids"][:, :-width] != 0).any()
+    # weighed by its history tokens against an average user's
+    every = examples[1].collate(torch.arange(len(examples[1])), torch.Generator().manual_seed(1))
+    per_user = float((every["input_ids"] != 0).sum()) / len(examples[1])
+    expected = int((full["input_ids"] != 0).sum()) / (3 * per_user)
+    torch.testing.assert_close(float(cut["loss_scale"]), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(models[0](**cut).loss, models[1](**full).loss * cut["loss_scale"])
+
+
+def test_length_grouped_order_is_a_seeded_permutation_of_similar_length_batches():
+    from hf_recsys.training.trainer import LENGTH_GROUP_STEPS, length_grouped_permutation
+
+    lengths = torch.randint(1, 200, (1000,), generator=torch.Generator().manual_seed(0))
+    order = length_grouped_permutation(lengths, 16, seed=3, epoch=1)
+    assert torch.equal(order.sort().values, torch.arange(1000))  # every example once
+    assert torch.equal(order, length_grouped_permutation(lengths, 16, seed=3, epoch=1))
+    assert not torch.equal(order, length_grouped_permutation(lengths, 16, seed=3, epoch=2))
+    assert len(order) % 16 == 1000 % 16  # the short step is the last
+    steps = order[: len(order) // 16 * 16].view(-1, 16)
+    padded = lengths[steps].max(1).values.sum() * 16
+    random_padded = lengths[torch.randperm(1000)[: len(steps) * 16].view(-1, 16)].max(1).values.sum() * 16
+    assert padded < 0.75 * random_padded  # far less padding than random batches
+    assert LENGTH_GROUP_STEPS > 1
+
+
+def test_group_by_length_needs_item_positions():
+    with pytest.raises(ValueError, match="group_by_length=True needs positions='items'"):
+        CausalSequentialConfig(group_by_length=True)
+    with pytest.raises(ValueError, match="group_by_length must be true or false"):
+        CausalSequentialConfig(positions="items", group_by_length="yes")

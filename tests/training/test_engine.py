@@ -70,6 +70,39 @@ def test_bad_options_and_nothing_trainable_are_clear_errors():
         fit_model(model, encode_interactions(tiny_log(), model.user_vocab, model.item_vocab), show_progress=False)
 
 
+def test_learning_rate_schedule_is_a_config_training_option():
+    """lr_scheduler_type travels with the config: fit() decays the learning rate to 0 by the last step under
+    "cosine", the default keeps it constant, a run argument overrides it, and a bad name is refused."""
+    from hf_recsys.data import build_vocabs, encode_interactions
+    from hf_recsys.training import RecTrainer, RecTrainingArguments
+
+    seen = {}
+
+    def trainer_lrs(model, **args):
+        model.set_vocabs(*build_vocabs(tiny_log()))
+        train = encode_interactions(tiny_log(), model.user_vocab, model.item_vocab)
+        run = RecTrainingArguments(output_dir=str(seen["tmp"]), max_steps=4, save_strategy="no", **args)
+        trainer = RecTrainer(model, run, train)
+        trainer.train()
+        return trainer.options.lr_scheduler_type, trainer.scheduler.get_last_lr()[0]
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seen["tmp"] = tmp
+        cosine = CausalSequentialRecommender(CausalSequentialConfig(**TINY, lr_scheduler_type="cosine"))
+        assert trainer_lrs(cosine) == ("cosine", 0.0)
+        assert cosine.config.lr_scheduler_type == "cosine"
+        plain = CausalSequentialRecommender(CausalSequentialConfig(**TINY, learning_rate=2e-3))
+        assert trainer_lrs(plain) == ("constant", 2e-3)
+        overridden = CausalSequentialRecommender(CausalSequentialConfig(**TINY, lr_scheduler_type="cosine"))
+        assert trainer_lrs(overridden, lr_scheduler_type="constant")[0] == "constant"
+    fitted = _fit(epochs=2, lr_scheduler_type="linear")
+    assert fitted.config.lr_scheduler_type == "linear"
+    with pytest.raises(ValueError, match="lr_scheduler_type must be one of"):
+        CausalSequentialConfig(**TINY, lr_scheduler_type="exponential")
+
+
 def test_resize_rows_keeps_known_rows_and_can_start_new_ones_from_their_mean():
     old = torch.arange(6.0).reshape(3, 2)
     grown = resize_rows(old, 5, 2, torch.nn.init.zeros_)

@@ -19,6 +19,7 @@ SEQUENTIAL_TRAINING_DEFAULTS = {
     "seed": 0,
     "precision": "fp32",
     "compile": False,
+    "lr_scheduler_type": "constant",
 }
 
 
@@ -60,9 +61,15 @@ class SequentialConfig(BackboneRecConfig):
             right-padded code does).
         train_windows: ``"last"`` trains on each user's most recent ``max_sequence_length`` items; ``"random"`` picks a
             random window ending anywhere in a long history, every epoch.
-        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile:
-            training options of ``fit`` and ``hf-recsys train`` (see :class:`~hf_recsys.training.TrainingOptions`;
-            batches are users).
+        group_by_length: batch users with training windows of similar length together (the engine's
+            :func:`~hf_recsys.training.trainer.length_grouped_permutation`: random groups of 8 batches, sorted by
+            length inside the group, the batches shuffled), and cut each batch's left padding to its longest window.
+            With ``positions="items"`` the model's outputs do not depend on the padding, so this changes only which
+            users share a batch; on ML-1M (median history 94 of at most 200) it cuts the backbone's work by about
+            40%. Needs ``positions="items"``.
+        epochs, batch_size, learning_rate, optimizer, weight_decay, max_grad_norm, seed, precision, compile,
+            lr_scheduler_type: training options of ``fit`` and ``hf-recsys train`` (see
+            :class:`~hf_recsys.training.TrainingOptions`; batches are users).
         **kwargs: backbone, LoRA and :class:`RecConfig` options (see :class:`BackboneRecConfig`).
     """
 
@@ -88,6 +95,7 @@ class SequentialConfig(BackboneRecConfig):
         scale_item_embeddings: bool = False,
         positions: str = "window",
         gbce_t: float = 0.75,
+        group_by_length: bool = False,
         **kwargs,
     ):
         set_training_options(self, SEQUENTIAL_TRAINING_DEFAULTS, kwargs)
@@ -123,6 +131,14 @@ class SequentialConfig(BackboneRecConfig):
                 f"{type(self).__name__}: scale_item_embeddings must be true or false, got {scale_item_embeddings!r}."
             )
         self.scale_item_embeddings, self.positions = scale_item_embeddings, positions
+        if not isinstance(group_by_length, bool):
+            raise ValueError(f"{type(self).__name__}: group_by_length must be true or false, got {group_by_length!r}.")
+        if group_by_length and positions != "items":
+            raise ValueError(
+                f"{type(self).__name__}: group_by_length=True needs positions='items' (with positions='window' a "
+                "position id is the index in the padded window, so cutting the padding would move every item)."
+            )
+        self.group_by_length = group_by_length
         if text_fusion != "none" and not item_text_dim:
             raise ValueError(f"{type(self).__name__}: text_fusion={text_fusion!r} needs item_text_dim > 0.")
         self.max_sequence_length, self.hidden_size, self.num_layers = (

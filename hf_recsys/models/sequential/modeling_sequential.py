@@ -197,6 +197,7 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        loss_scale: torch.Tensor | float | None = None,
     ) -> RecommenderOutput:
         """Next-item scores, and the loss when ``labels`` are given.
 
@@ -206,6 +207,9 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
             attention_mask: ``(batch, length)``; by default non-pad tokens.
             labels: ``(batch, length)`` item indices to predict at each position, ``-100`` where nothing is
                 predicted.
+            loss_scale: multiplies the loss (the mean over the predicted positions). Batches grouped by length
+                (``group_by_length``) carry their history tokens over the mean of a batch of that many users, so
+                that every position weighs as much as under random batches.
 
         Returns:
             :class:`RecommenderOutput`: ``scores`` ``(batch, num_items)`` at the last position (``None`` when
@@ -222,6 +226,8 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         sel = labels != IGNORE_INDEX
         states, target = hidden[sel], labels[sel]
         loss = self._loss(states, target, table[1:-1])
+        if loss_scale is not None:
+            loss = loss * loss_scale
         return RecommenderOutput(loss=loss, user_embeddings=last)
 
     def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
@@ -242,6 +248,22 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
     # ------------------------------------------------------------------ batches
     def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
         raise NotImplementedError
+
+    def _grouped_batch(self, batch: dict, tokens_per_user: float) -> dict:
+        """A batch of users grouped by length (``group_by_length``): the left-padding columns that no row uses are
+        dropped (the outputs at the real positions do not change: positions are counted from each window's first
+        item), and ``loss_scale`` weighs the batch's mean loss by its history tokens (the positions it predicts, or
+        for a masked model what its masked positions are drawn from) against ``tokens_per_user``, the mean over
+        every user's window, so that a batch of short histories moves the model as little as its few positions
+        would in a random batch."""
+        used = batch["input_ids"] != 0
+        if "attention_mask" in batch:
+            used |= batch["attention_mask"].bool()
+        first = int(used.any(0).long().argmax())
+        if first:
+            batch = {k: v[:, first:] for k, v in batch.items()}
+        batch["loss_scale"] = (batch["input_ids"] != 0).sum() / (len(batch["input_ids"]) * tokens_per_user)
+        return batch
 
     def _inference_tokens(self, items: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> torch.LongTensor:
         tokens = gather_windows(items, starts, ends, self.config.max_sequence_length - self.extra_inference_tokens)
@@ -276,11 +298,23 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         )
         users = np.flatnonzero(ends - starts >= self.min_sequence_length)
 
+        grouped = getattr(self.config, "group_by_length", False)
+        lengths = np.minimum(ends - starts, self.config.max_sequence_length)[users] if grouped else None
+        tokens_per_user = {}
+
         def collate(idx: torch.LongTensor, gen: torch.Generator) -> dict:
             u = users[idx.cpu().numpy()]
-            return self._training_batch(items, starts[u], ends[u], gen)
+            batch = self._training_batch(items, starts[u], ends[u], gen)
+            if not grouped:
+                return batch
+            if "mean" not in tokens_per_user:  # history tokens an average user's window holds
+                gen0, total = torch.Generator().manual_seed(0), 0
+                for part in np.array_split(users, max(1, len(users) // 4096)):
+                    total += int((self._training_batch(items, starts[part], ends[part], gen0)["input_ids"] != 0).sum())
+                tokens_per_user["mean"] = total / len(users)
+            return self._grouped_batch(batch, tokens_per_user["mean"])
 
-        return TrainingExamples(len(users), collate, unit="user")
+        return TrainingExamples(len(users), collate, unit="user", group_lengths=lengths)
 
     def _partial_fit(self, interactions: Interactions, seen_before=None, **options) -> None:
         """``partial_fit``: continued training with each updated user's stored history before their new items
