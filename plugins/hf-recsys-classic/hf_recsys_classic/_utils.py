@@ -12,8 +12,6 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.training.engine import EngineTrainedMixin, torch_threads
 from tqdm.auto import tqdm
 
-from hf_recsys_classic import _knn_kernel
-
 WEIGHTINGS = ("none", "tfidf", "bm25")
 DENSE_BUDGET = 250_000_000  # entries of a dense float32 helper matrix (1 GB) before falling back to sparse products
 
@@ -161,6 +159,8 @@ def _similarity_rows(
     over ``scaled``'s non-zeros."""
     sims = torch.from_numpy(np.ascontiguousarray(scaled @ scaled[rows].T.toarray(), dtype=np.float32))
     if shrink > 0 and compiled:
+        from hf_recsys_classic import _knn_kernel  # imported where used: looking up one family imports only it
+
         _knn_kernel.divide(sims, norms, rows, shrink)
     elif shrink > 0:  # by blocks of rows: no second matrix of this size
         norms_t = torch.from_numpy(norms)
@@ -232,6 +232,7 @@ def _use_knn_kernel(kernel: str, block: int) -> bool:
     a block of ``block`` entries."""
     if kernel not in ("auto", "numba", "torch"):
         raise ValueError(f'kernel must be one of "auto", "numba", "torch", got {kernel!r}.')
+    from hf_recsys_classic import _knn_kernel
     if kernel == "numba" and not _knn_kernel.available():
         raise ImportError('knn_prune_update(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
     return kernel == "numba" or (kernel == "auto" and _knn_kernel.available() and block >= _KERNEL_MIN_BLOCK)
@@ -304,6 +305,8 @@ def knn_prune_update(
     norms = row_norms(x)
     scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
     compiled = _use_knn_kernel(kernel, n * len(touched))
+    if compiled:
+        from hf_recsys_classic import _knn_kernel
     cross = _similarity_rows(scaled, norms, touched, shrink, compiled)  # (n, |T|)
     t = torch.from_numpy(touched)
     if compiled:  # the touched rows' new lists; any `depth` rows bound the depth-th similarity: the old neighbours
