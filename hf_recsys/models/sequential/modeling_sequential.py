@@ -256,10 +256,7 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         for a masked model what its masked positions are drawn from) against ``tokens_per_user``, the mean over
         every user's window, so that a batch of short histories moves the model as little as its few positions
         would in a random batch."""
-        used = batch["input_ids"] != 0
-        if "attention_mask" in batch:
-            used |= batch["attention_mask"].bool()
-        first = int(used.any(0).long().argmax())
+        first = int((batch["input_ids"] != 0).any(0).long().argmax())  # pads are 0; mask tokens are not
         if first:
             batch = {k: v[:, first:] for k, v in batch.items()}
         batch["loss_scale"] = (batch["input_ids"] != 0).sum() / (len(batch["input_ids"]) * tokens_per_user)
@@ -299,20 +296,18 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         users = np.flatnonzero(ends - starts >= self.min_sequence_length)
 
         grouped = getattr(self.config, "group_by_length", False)
-        lengths = np.minimum(ends - starts, self.config.max_sequence_length)[users] if grouped else None
-        tokens_per_user = {}
+        lengths, tokens_per_user = None, 0.0
+        if grouped and len(users):  # (no users: TrainingExamples names the problem)
+            lengths = np.minimum(ends - starts, self.config.max_sequence_length)[users]
+            gen0, total = torch.Generator().manual_seed(0), 0  # history tokens an average user's window holds
+            for part in np.array_split(users, max(1, len(users) // 4096)):
+                total += int((self._training_batch(items, starts[part], ends[part], gen0)["input_ids"] != 0).sum())
+            tokens_per_user = total / len(users)
 
         def collate(idx: torch.LongTensor, gen: torch.Generator) -> dict:
             u = users[idx.cpu().numpy()]
             batch = self._training_batch(items, starts[u], ends[u], gen)
-            if not grouped:
-                return batch
-            if "mean" not in tokens_per_user:  # history tokens an average user's window holds
-                gen0, total = torch.Generator().manual_seed(0), 0
-                for part in np.array_split(users, max(1, len(users) // 4096)):
-                    total += int((self._training_batch(items, starts[part], ends[part], gen0)["input_ids"] != 0).sum())
-                tokens_per_user["mean"] = total / len(users)
-            return self._grouped_batch(batch, tokens_per_user["mean"])
+            return self._grouped_batch(batch, tokens_per_user) if grouped else batch
 
         return TrainingExamples(len(users), collate, unit="user", group_lengths=lengths)
 
