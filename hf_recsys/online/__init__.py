@@ -2,6 +2,7 @@
 
 from .partial_fit import (
     LOG_SCHEMA_KEY,
+    REPLAY_SOURCES,
     check_update_log,
     concat_interactions,
     gradient_partial_fit,
@@ -17,6 +18,7 @@ from .partial_fit import (
 
 __all__ = [
     "LOG_SCHEMA_KEY",
+    "REPLAY_SOURCES",
     "check_update_log",
     "concat_interactions",
     "gradient_partial_fit",

@@ -237,9 +237,46 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
 
 
 # ---------------------------------------------------------------------- the gradient families' generic update
-def _replay_rows(model, inter: Interactions, seen_before: sp.csr_matrix, replay: float, replay_log: Any, seed: int):
+#: where ``gradient_partial_fit`` samples its replay from: every old row, or only the old rows of the users (items,
+#: either) that the new rows touch, where the update moves the model
+REPLAY_SOURCES = ("all", "touched_users", "touched_items", "touched")
+
+
+def _take(inter: Interactions, sel: np.ndarray) -> Interactions:
+    """The rows ``sel`` (indices or a boolean mask) of ``inter``."""
+    pick = lambda a: None if a is None else a[sel]  # noqa: E731
+    return Interactions(
+        inter.user_idx[sel], inter.item_idx[sel], pick(inter.rating), pick(inter.timestamp), *inter_shape(inter)
+    )
+
+
+def _replay_pool(old: Interactions, inter: Interactions, replay_from: str) -> Interactions:
+    """The old rows the replay samples from: all of them, or those of the users / items the new rows touch."""
+    if replay_from == "all":
+        return old
+    keep = np.zeros(len(old), dtype=bool)
+    if replay_from in ("touched_users", "touched"):
+        keep |= np.isin(old.user_idx, np.unique(inter.user_idx))
+    if replay_from in ("touched_items", "touched"):
+        keep |= np.isin(old.item_idx, np.unique(inter.item_idx))
+    return _take(old, keep)
+
+
+def _replay_rows(
+    model,
+    inter: Interactions,
+    seen_before: sp.csr_matrix,
+    replay: float,
+    replay_log: Any,
+    seed: int,
+    replay_from: str = "all",
+):
     """``round(replay * len(inter))`` old interactions, sampled without replacement: from ``replay_log`` (a log of
-    old data, with ratings when the family needs them) or else from the model's seen items (binary pairs)."""
+    old data, with ratings when the family needs them) or else from the model's seen items (binary pairs); with
+    ``replay_from`` other than ``"all"`` only from the old rows of the touched users / items (fewer when they have
+    fewer)."""
+    if replay_from not in REPLAY_SOURCES:
+        raise ValueError(f"partial_fit: replay_from={replay_from!r} is not one of {list(REPLAY_SOURCES)}.")
     n = int(round(float(replay) * len(inter)))
     if n <= 0:
         return None
@@ -256,6 +293,7 @@ def _replay_rows(model, inter: Interactions, seen_before: sp.csr_matrix, replay:
             )
         coo = seen_before.tocoo()
         old = Interactions(coo.row.astype(np.int64), coo.col.astype(np.int64), None, None, *inter_shape(inter))
+    old = _replay_pool(old, inter, replay_from)
     if len(old) == 0:
         return None
     sel = np.sort(rng.choice(len(old), size=min(n, len(old)), replace=False))
@@ -294,6 +332,7 @@ def gradient_partial_fit(
     show_progress: bool = False,
     replay: float = 0.0,
     replay_log: Any = None,
+    replay_from: str = "all",
     context: Interactions | None = None,
     **fit_options: Any,
 ):
@@ -307,6 +346,9 @@ def gradient_partial_fit(
         replay: old interactions replayed per new one, against forgetting (``0``: none; ``1.0``: as many old as new).
         replay_log: a log of old interactions to sample the replay from (default: the model's seen items, binary
             pairs without ratings or times).
+        replay_from: which old rows the replay samples from: ``"all"``, or only those of the users the new rows
+            touch (``"touched_users"``), of the items they touch (``"touched_items"``), or of either
+            (``"touched"``); all of those rows where they are fewer than the replay asks for.
         context: rows placed before the new ones (the sequential families' stored histories).
         **fit_options: the engine's options for this update (``epochs``, ``learning_rate``, ``batch_size``, ...; by
             default the config's), and the family's ``training_examples`` options.
@@ -320,7 +362,8 @@ def gradient_partial_fit(
     model.resize_tables(model.config.num_users, model.config.num_items, mean_resizing=True)
     try:
         seed = fit_options.get("seed") or TrainingOptions.from_config(model.config).seed
-        rows = concat_interactions([context, _replay_rows(model, inter, seen_before, replay, replay_log, seed), inter])
+        replayed = _replay_rows(model, inter, seen_before, replay, replay_log, seed, replay_from)
+        rows = concat_interactions([context, replayed, inter])
         return fit_model(model, rows, show_progress=show_progress, **fit_options)
     except BaseException:  # refused before training (bad option, missing content): back to the old tables
         model.resize_tables(*old_sizes)
@@ -360,6 +403,7 @@ def sequential_partial_fit(model, inter: Interactions, seen_before: sp.csr_matri
 
 __all__ = [
     "LOG_SCHEMA_KEY",
+    "REPLAY_SOURCES",
     "check_update_log",
     "concat_interactions",
     "gradient_partial_fit",

@@ -140,6 +140,31 @@ def test_replay_samples_old_interactions():
         )
 
 
+def test_replay_from_the_touched_users_and_items():
+    from hf_recsys_classic import NeuMFConfig, NeuMFModel
+
+    log = tiny_log().drop(columns="rating")
+    new = partial_fit_log(tiny_log()).drop(columns="rating")
+    model = NeuMFModel(NeuMFConfig(factors=4, epochs=1, seed=0)).fit(log)
+    seen = []
+    model.training_examples = (lambda f: lambda inter, **kw: seen.append(inter) or f(inter, **kw))(
+        model.training_examples
+    )
+    model.partial_fit(new, replay=2.0, replay_from="touched_users", epochs=1)
+    replayed = seen[-1].user_idx[: len(seen[-1]) - len(new)]  # the replay comes before the new rows
+    known = log.user_id.iloc[0]  # the one known user of the update (the others are new: no old rows)
+    assert len(replayed) == (log.user_id == known).sum()  # all of them: fewer than 2 x the new rows
+    assert set(model.user_vocab.decode(replayed)) == {known}
+    model.partial_fit(new, replay=0.5, replay_from="touched_items", epochs=1)
+    replayed = seen[-1].item_idx[: len(seen[-1]) - len(new)]
+    assert len(replayed) == round(0.5 * len(new)) and set(model.item_vocab.decode(replayed)) <= set(new.item_id)
+    before = model.gmf_user.weight.detach().clone()
+    with pytest.raises(ValueError, match="replay_from='users' is not one of"):
+        model.partial_fit(new.assign(user_id="new-z"), replay=1.0, replay_from="users")
+    assert "new-z" not in model.user_vocab
+    torch.testing.assert_close(model.gmf_user.weight.detach(), before)  # refused before training: the old tables
+
+
 def BPRMF_rated():
     from hf_recsys_classic import BPRMFConfig, BPRMFModel
 
