@@ -114,6 +114,17 @@ def build_vocabs(data: Any) -> tuple[IdVocab, IdVocab]:
     return IdVocab.from_values(users, "user"), IdVocab.from_values(items, "item")
 
 
+def rating_and_timestamp(data: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The log's ``rating`` (float32) and ``timestamp`` (int64 seconds) columns as numpy arrays (None if absent)."""
+    rating, ts = _column(data, "rating"), _column(data, "timestamp")
+    rating = None if rating is None else rating.to_numpy(zero_copy_only=False).astype(np.float32)
+    if ts is not None:
+        if pa.types.is_timestamp(ts.type):
+            ts = ts.cast(pa.timestamp("s")).cast(pa.int64())
+        ts = ts.to_numpy(zero_copy_only=False).astype(np.int64)
+    return rating, ts
+
+
 def encode_interactions(
     data: Any, user_vocab: IdVocab, item_vocab: IdVocab, unknown_users: str = "error", unknown_items: str = "error"
 ) -> Interactions:
@@ -133,12 +144,7 @@ def encode_interactions(
         raise ValueError("Interactions need the columns 'user_id' and 'item_id' (see load_interactions for mapping).")
     u = user_vocab.encode(users, unknown="error" if unknown_users == "error" else "mask")
     i = item_vocab.encode(items, unknown="error" if unknown_items == "error" else "mask")
-    rating, ts = _column(data, "rating"), _column(data, "timestamp")
-    rating = None if rating is None else rating.to_numpy(zero_copy_only=False).astype(np.float32)
-    if ts is not None:
-        if pa.types.is_timestamp(ts.type):
-            ts = ts.cast(pa.timestamp("s")).cast(pa.int64())
-        ts = ts.to_numpy(zero_copy_only=False).astype(np.int64)
+    rating, ts = rating_and_timestamp(data)
     keep = np.ones(len(u), dtype=bool)
     if unknown_users == "drop":
         keep &= u >= 0

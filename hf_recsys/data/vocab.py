@@ -142,10 +142,11 @@ class IdVocab:
             self._sorted = (keys[order], order)
         return self._sorted
 
-    def _positions(self, arr: pa.Array) -> np.ndarray:
-        """The index of each id of ``arr`` (same type as the vocabulary, no nulls), ``-1`` where unknown."""
+    def _positions(self, arr: pa.Array, vals: np.ndarray | None = None) -> np.ndarray:
+        """The index of each id of ``arr`` (same type as the vocabulary, no nulls), ``-1`` where unknown (``vals``:
+        its lookup keys, when the caller has them)."""
         keys, order = self._sorted_lookup()
-        vals = _lookup_keys(arr)
+        vals = _lookup_keys(arr) if vals is None else vals
         if not len(keys):
             return np.full(len(vals), -1, dtype=np.int64)
         pos = np.minimum(np.searchsorted(keys, vals), len(keys) - 1)
@@ -161,14 +162,7 @@ class IdVocab:
         Returns:
             ``np.ndarray`` of int64 indices, same length as ``values``.
         """
-        arr = _as_arrow(values) if len(values) else pa.array([], type=self._ids.type)
-        if arr.type != self._ids.type:
-            raise TypeError(
-                f"{self.kind} ids are {self.dtype} in this vocabulary but {arr.type} were given; "
-                f"pass ids of the same type (e.g. {self._ids[0].as_py()!r} if the vocabulary is not empty)."
-                if len(self._ids)
-                else f"The {self.kind} vocabulary is empty."
-            )
+        arr = self._checked(values)
         if arr.null_count:
             idx = pc.index_in(arr, value_set=self._ids)
             found = ~np.asarray(pc.is_null(idx))
@@ -181,6 +175,46 @@ class IdVocab:
                 missing = arr.filter(pa.array(~found)).to_pylist()
                 raise UnknownIdError(self.kind, list(dict.fromkeys(missing)))
         return idx
+
+    def _checked(self, values: Any) -> pa.Array:
+        """``values`` as an Arrow array of the vocabulary's type (a ``TypeError`` naming both types if not)."""
+        arr = _as_arrow(values) if len(values) else pa.array([], type=self._ids.type)
+        if arr.type != self._ids.type:
+            raise TypeError(
+                f"{self.kind} ids are {self.dtype} in this vocabulary but {arr.type} were given; "
+                f"pass ids of the same type (e.g. {self._ids[0].as_py()!r} if the vocabulary is not empty)."
+                if len(self._ids)
+                else f"The {self.kind} vocabulary is empty."
+            )
+        return arr
+
+    def extend_encode(self, values: Any) -> tuple[IdVocab, np.ndarray]:
+        """``self.extend(values)`` and the indices of ``values`` in it, by one lookup of every value: the unseen ids
+        are appended in the order they first occur (as ``extend``) and encoded by their rank among them.
+
+        Args:
+            values: ids without nulls (a list, numpy or Arrow array) of the vocabulary's type.
+
+        Returns:
+            ``(vocab, indices)``: the grown vocabulary (``self`` when every id is known) and int64 indices.
+        """
+        if not len(self):  # an empty vocabulary takes the type of its first ids
+            grown = self.extend(values)
+            return grown, grown.encode(values)
+        arr = self._checked(values)
+        if arr.null_count:
+            raise ValueError(f"Cannot extend a {self.kind} vocabulary with null ids ({arr.null_count} given).")
+        vals = _lookup_keys(arr)
+        idx = self._positions(arr, vals)
+        unseen = idx < 0
+        if not unseen.any():
+            return self, idx
+        uniq, first, inverse = np.unique(vals[unseen], return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # the unseen ids in the order they first occur
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        idx[unseen] = len(self) + rank[inverse.reshape(-1)]
+        return IdVocab._appended(self, pa.array(uniq[order], type=self._ids.type)), idx
 
     def decode(self, indices: Any) -> np.ndarray:
         """Map indices back to ids; the result has the shape of ``indices``."""

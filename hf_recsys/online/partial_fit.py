@@ -4,7 +4,7 @@ The shared steps live here and every family adds one hook, ``_partial_fit(new, *
 
 1. the new log is checked against the one the model was fitted on (:func:`check_update_log`): the same canonical
    columns of the same kinds, no missing ids, not empty;
-2. the user and item vocabularies grow by the unseen ids (:func:`grow_vocabularies`; existing indices keep their
+2. the user and item vocabularies grow by the unseen ids (:func:`grow_and_encode`; existing indices keep their
    meaning) and the seen-items matrix by the new pairs;
 3. the family's hook updates its state from the new rows, encoded in the grown vocabularies: an exact update of
    its statistics (MostPopular, ItemKNN, UserKNN, EASE), exact least-squares solves of the touched rows (ALS), or
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
-from ..data.views import CANONICAL_COLUMNS, Interactions, _column, encode_interactions
+from ..data.views import CANONICAL_COLUMNS, Interactions, _column, encode_interactions, rating_and_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -130,27 +130,31 @@ def check_update_log(model, data: Any) -> None:
             )
 
 
-def grow_vocabularies(model, data: Any) -> tuple[int, int]:
+def grow_and_encode(model, data: Any) -> Interactions:
     """Extend the model's user and item vocabularies by the unseen ids of ``data`` (appended: known indices keep
-    their meaning) and size its config; returns the old ``(num_users, num_items)``."""
-    old = (len(model.user_vocab), len(model.item_vocab))
+    their meaning), size its config, and return ``data`` encoded in them: one lookup of every id
+    (:meth:`IdVocab.extend_encode`)."""
     if isinstance(data, Interactions):
-        return old
-    users, items = _column(data, "user_id"), _column(data, "item_id")
-    model.set_vocabs(_extend(model.user_vocab, users), _extend(model.item_vocab, items))
+        return data
+    users, u = _extend_encode(model.user_vocab, _column(data, "user_id"))
+    items, i = _extend_encode(model.item_vocab, _column(data, "item_id"))
+    model.set_vocabs(users, items)
+    return Interactions(u, i, *rating_and_timestamp(data), len(users), len(items))
+
+
+def grow_vocabularies(model, data: Any) -> tuple[int, int]:
+    """Extend the model's user and item vocabularies by the unseen ids of ``data`` (:func:`grow_and_encode`) and
+    size its config; returns the old ``(num_users, num_items)``."""
+    old = (len(model.user_vocab), len(model.item_vocab))
+    grow_and_encode(model, data)
     return old
 
 
-def _extend(vocab, values: pa.Array):
-    """``vocab`` with the unseen ``values`` appended (itself when there are none): one lookup of every value, and
-    the vocabulary's own ``extend`` on the unseen ones only."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+def _extend_encode(vocab, values: pa.Array):
     try:
-        missing = vocab.encode(values, unknown="mask") < 0
+        return vocab.extend_encode(values)
     except TypeError as exc:
         raise TypeError(f"partial_fit: {exc}") from None
-    return vocab.extend(values.filter(pa.array(missing))) if missing.any() else vocab
 
 
 def pad_csr(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -194,10 +198,20 @@ def _canonical_table(data: Any) -> Any:
     import datasets
     import pandas as pd
 
-    if not isinstance(data, (pd.DataFrame, datasets.Dataset, pa.Table)):
+    if isinstance(data, pd.DataFrame):
+        return pa.table({name: _pandas_column(data[name]) for name in CANONICAL_COLUMNS if name in data.columns})
+    if not isinstance(data, (datasets.Dataset, pa.Table)):
         return data
     cols = {name: _column(data, name) for name in CANONICAL_COLUMNS}
     return pa.table({name: col for name, col in cols.items() if col is not None})
+
+
+def _pandas_column(col: Any) -> pa.Array:
+    """A pandas column as Arrow, as ``pa.array(col)`` makes it (NaN as null); numeric numpy-backed columns go through
+    their numpy array, without pandas' conversion machinery."""
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iufb":
+        return pa.array(col.to_numpy(), from_pandas=True)
+    return pa.array(col)
 
 
 def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
@@ -218,8 +232,7 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
     check_update_log(model, data)
     before = (model.user_vocab, model.item_vocab, model.seen_items)
     try:
-        grow_vocabularies(model, data)
-        inter = encode_interactions(data, model.user_vocab, model.item_vocab)
+        inter = grow_and_encode(model, data)
         model.seen_items = merge_seen(before[2], inter)
         model._partial_fit(inter, seen_before=before[2], show_progress=show_progress, **options)
     except BaseException:  # the family refused (e.g. no content for new items): the vocabularies stay as they were
@@ -407,6 +420,7 @@ __all__ = [
     "check_update_log",
     "concat_interactions",
     "gradient_partial_fit",
+    "grow_and_encode",
     "grow_vocabularies",
     "log_schema",
     "merge_seen",

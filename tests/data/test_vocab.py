@@ -27,7 +27,9 @@ def test_encode_and_extend_agree_with_a_hash_lookup(kind):
         given = make(rng.choice(pool, size=120))
         before = len(vocab)
         unseen = [v for v in dict.fromkeys(given) if _reference(vocab, [v])[0] < 0]
+        grown, idx = vocab.extend_encode(given)  # one lookup: the same vocabulary and indices
         vocab = vocab.extend(given)
+        assert grown == vocab and idx.tolist() == vocab.encode(given).tolist() == _reference(vocab, given).tolist()
         assert vocab.ids.tolist()[before:] == unseen  # appended in order of first appearance
         probe = make(rng.choice(pool, size=300))
         assert vocab.encode(probe, unknown="mask").tolist() == _reference(vocab, probe).tolist()
@@ -73,3 +75,21 @@ def test_extend_appends_unseen_ids_and_keeps_known_indices(values):
 def test_extend_of_string_ids_from_a_chunked_column():
     vocab = IdVocab(pa.array(["a", "b"]))
     assert vocab.extend(pa.chunked_array([["b", "c"], ["d"]])).ids.tolist() == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[3, 4, 5, 4, 1], np.array([3, 4, 5, 4, 1]), pa.array([3, 4, 5, 4, 1]), pa.chunked_array([[3, 4], [5, 4, 1]])],
+    ids=["list", "numpy", "arrow", "chunked"],
+)
+def test_extend_encode_grows_and_encodes_in_one_lookup(values):
+    vocab = IdVocab(pa.array([1, 2, 3]), "item")
+    grown, idx = vocab.extend_encode(values)
+    assert grown.ids.tolist() == [1, 2, 3, 4, 5] and idx.tolist() == [2, 3, 4, 3, 0]
+    assert vocab.extend_encode([2, 1])[0] is vocab
+    assert IdVocab([], "user").extend_encode(["b", "a", "b"])[1].tolist() == [0, 1, 0]
+    strings = IdVocab(["x", "y"], "user")
+    with pytest.raises(ValueError, match="null"):
+        strings.extend_encode(pa.array(["z", None]))
+    with pytest.raises(TypeError, match="string in this vocabulary"):
+        strings.extend_encode([1, 2])
