@@ -238,6 +238,15 @@ def _use_knn_kernel(kernel: str, block: int) -> bool:
     return kernel == "numba" or (kernel == "auto" and _knn_kernel.available() and block >= _KERNEL_MIN_BLOCK)
 
 
+def _unit_rows(x: sp.csr_matrix, norms: np.ndarray) -> sp.csr_matrix:
+    """``x`` (float32 CSR) with every row divided by its norm, by one pass over the non-zeros: the float32 products
+    of ``sp.diags(1 / norms) @ x`` (which :func:`knn_prune` uses) without a sparse product, the indices in ``x``'s
+    order (a product may reorder them within rows: on binary rows, as the updates use, the sums are the same)."""
+    out = x.copy()
+    out.data *= np.repeat(1.0 / np.maximum(norms, 1e-12), np.diff(x.indptr))
+    return out
+
+
 def knn_prune_update(
     x: sp.csr_matrix,
     k: int,
@@ -303,7 +312,7 @@ def knn_prune_update(
         return out_idx, out_val, bound, 0
     x = x.tocsr().astype(np.float32)
     norms = row_norms(x)
-    scaled = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x if shrink == 0 else x).tocsr()
+    scaled = _unit_rows(x, norms) if shrink == 0 else x
     compiled = _use_knn_kernel(kernel, n * len(touched))
     if compiled:
         from hf_recsys_classic import _knn_kernel
