@@ -44,11 +44,12 @@ FAMILIES = {  # config, fit options, partial_fit options
     "ease": ({"l2": 500.0}, {}, {}),
     "als": ({"factors": 64, "regularization": 1.0, "alpha": 1.0, "iterations": 15}, {}, {}),
     # partial_fit options chosen on the validation stream before the test chunks, best mean over 5 seeds
-    # (tune_bpr_partial_fit.md, then tune_bpr_partial_fit_wide.md around its choice: 60 epochs)
+    # (tune_bpr_partial_fit.md, tune_bpr_partial_fit_wide.md: uniform replay, 60 epochs; then
+    # tune_bpr_replay_from.md and tune_bpr_replay_from_wide.md: the replay from the touched users' and items' rows)
     "bprmf": (
         {"factors": 64, "epochs": 30, "regularization": 0.01},
         {},
-        {"replay": 1.0, "epochs": 60, "learning_rate": 0.02},
+        {"replay": 4.0, "replay_from": "touched", "epochs": 60, "learning_rate": 0.02},
     ),
     "neumf": ({"factors": 32, "mlp_layers": [64, 32, 16], "epochs": 8}, {}, {"replay": 1.0}),
 }
