@@ -101,9 +101,11 @@ def _column(data: Any, name: str) -> pa.Array | None:
                 f"got {type(data).__name__}."
             )
         return pa.array(data[name]) if name in data.columns else None
-    if name not in table.column_names:
-        return None
-    return table.column(name).combine_chunks()
+    at = table.schema.get_field_index(name)  # -1: absent, or a name held twice (then Arrow names the problem)
+    if at < 0:
+        return table.column(name).combine_chunks() if name in table.column_names else None
+    col = table.column(at)
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def build_vocabs(data: Any) -> tuple[IdVocab, IdVocab]:
