@@ -78,8 +78,9 @@ def weight_rows(x: sp.csr_matrix, scheme: str, k1: float = 1.2, b: float = 0.75,
 
 
 def row_norms(x: sp.csr_matrix) -> np.ndarray:
-    """L2 norm of every row of a sparse matrix (float32)."""
-    return np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float32)
+    """L2 norm of every row of a sparse matrix (float32); the squares by one pass over the non-zeros (``power``:
+    the same products as ``x.multiply(x)``, without its sparse element-wise product)."""
+    return np.sqrt(np.asarray(x.power(2).sum(axis=1)).ravel()).astype(np.float32)
 
 
 def knn_prune(
