@@ -86,17 +86,17 @@ class IdVocab:
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def _appended(cls, base: IdVocab, new: pa.Array) -> IdVocab:
+    def _appended(cls, base: IdVocab, new: pa.Array, by_value: np.ndarray | None = None) -> IdVocab:
         """``base`` with ``new`` appended, where ``new`` holds distinct ids that ``base`` lacks (no check: the
-        caller found them unknown); its sorted lookup is ``base``'s with the new ids inserted (no new sort)."""
+        caller found them unknown); its sorted lookup is ``base``'s with the new ids inserted (no new sort).
+        ``by_value``: the positions in ``new`` of its ids in sorted order, when the caller has them."""
         out = cls.__new__(cls)
         out._ids, out.kind, out._lookup, out._sorted = pa.concat_arrays([base._ids, new]), base.kind, None, None
         if base._sorted is not None and len(new):
             keys, order = base._sorted
             vals = _lookup_keys(new)
-            by_value = np.argsort(vals, kind="stable")
-            at = np.searchsorted(keys, vals[by_value])
-            out._sorted = (np.insert(keys, at, vals[by_value]), np.insert(order, at, len(base) + by_value))
+            by_value = np.argsort(vals, kind="stable") if by_value is None else by_value
+            out._sorted = _insert_sorted(keys, order, vals[by_value], len(base) + by_value)
         return out
 
     @classmethod
@@ -214,7 +214,7 @@ class IdVocab:
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
         idx[unseen] = len(self) + rank[inverse.reshape(-1)]
-        return IdVocab._appended(self, pa.array(uniq[order], type=self._ids.type)), idx
+        return IdVocab._appended(self, pa.array(uniq[order], type=self._ids.type), by_value=rank), idx
 
     def decode(self, indices: Any) -> np.ndarray:
         """Map indices back to ids; the result has the shape of ``indices``."""
@@ -243,6 +243,20 @@ class IdVocab:
     def from_dict(cls, d: dict[str, Any], kind: str = "id") -> IdVocab:
         typ = pa.int64() if d["dtype"] == "int64" else pa.string()
         return cls(pa.array(d["ids"], type=typ), kind)
+
+
+def _insert_sorted(
+    keys: np.ndarray, order: np.ndarray, new_keys: np.ndarray, new_order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted ``keys`` (with their indices ``order``) with the sorted ``new_keys`` (and ``new_order``) merged in,
+    as ``np.insert`` at their ``searchsorted`` positions places them, by one mask for both arrays."""
+    at = np.searchsorted(keys, new_keys) + np.arange(len(new_keys))  # where each new key lands
+    old = np.ones(len(keys) + len(new_keys), dtype=bool)
+    old[at] = False
+    out_keys, out_order = np.empty(len(old), dtype=keys.dtype), np.empty(len(old), dtype=order.dtype)
+    out_keys[at], out_keys[old] = new_keys, keys
+    out_order[at], out_order[old] = new_order, order
+    return out_keys, out_order
 
 
 def _lookup_keys(arr: pa.Array) -> np.ndarray:
