@@ -216,3 +216,30 @@ def test_biased_mf_update_keeps_the_global_mean():
     mean = float(model.global_mean)
     model.partial_fit(partial_fit_log(tiny_log()).assign(rating=0.5), epochs=1)
     assert float(model.global_mean) == mean and float(model.rating_range[0]) == 0.5
+
+
+def test_merge_seen_equals_the_sparse_sum():
+    """The spliced merge against ``pad(seen) + new`` made binary: the same indices, pointers and values, with rows
+    and items joining, repeated and already seen pairs, unknown items (-1) and empty updates."""
+    import scipy.sparse as sp
+
+    from hf_recsys.data.views import Interactions
+    from hf_recsys.online import merge_seen, pad_csr
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n_users, n_items = rng.integers(1, 30), rng.integers(1, 40)
+        seen = sp.random(n_users, n_items, density=rng.random() * 0.5, format="csr", random_state=trial)
+        seen.data[:] = 1
+        n_users, n_items = n_users + rng.integers(0, 3), n_items + rng.integers(0, 3)
+        k = rng.integers(0, 30)
+        inter = Interactions(rng.integers(0, n_users, k), rng.integers(-1, n_items, k), None, None, n_users, n_items)
+        new = inter.to_csr("binary")
+        want = (pad_csr(seen, new.shape) + new).tocsr()
+        want.data[:] = 1
+        want.sort_indices()
+        got = merge_seen(seen.astype(np.float32), inter)
+        assert got.shape == want.shape and got.dtype == np.float32 and got.has_canonical_format
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
