@@ -175,6 +175,56 @@ Then (commits 5ef328e .. c46bf26, 2026-12-01 17:50-18:15 UTC, load 0.8-4.5):
   path's own work against a refit that takes 16-25 ms here. UserKNN the same (CPU = wall). ItemKNN: the first
   update 0.37 s wall, 0.29 s CPU. The same code before this round against after (UserKNN, `_utils.py` of a550f74
   swapped in, alternated runs, load 3.3-3.4): 0.0934 / 0.0935 against 0.0834 / 0.1048.
+
+Then (commits 305ea4a .. 3eb8a4c, 2026-12-01 21:11-21:45 UTC, load 0.9-3.2; every run below with `nice -n 10`, torch
+1 thread; "wall / CPU" are the update/refit time ratios of one benchmark run):
+
+- **shared path**, timed step by step inside a benchmark-like loop (score, update, refit; MostPopular, 3 x 10
+  chunks, medians): at 305ea4a (load 2.7) Arrow table 0.51 ms, log check 0.13, vocabulary growth 0.79, encoding
+  0.17, seen-items merge 0.59, the hook 0.31, the finite check 0.14 (whole update 2.58 ms, refit 21.5 ms, 0.120). Now
+  (3eb8a4c, load 2.6): 0.37, 0.07, growth and encoding together 0.54, merge 0.51, hook 0.14, check 0.14 (whole 1.92
+  ms, refit 21.0 ms, 0.085). What changed: (1) one lookup per id column: `IdVocab.extend_encode` finds the unseen ids
+  by one binary search, appends them in order of first appearance and encodes them by their rank among them (was:
+  a lookup to find them, `extend`, then `encode` of the whole column again), and its sorted copy of the ids takes
+  the new ones by one mask instead of two `np.insert` and a second sort (warm, chunk 2017-12: about 196 -> 107 us);
+  (2) pandas' numeric numpy-backed columns reach Arrow through their numpy array (`pa.array` of a Series 29 us
+  a column, `to_numpy` then `pa.array` about 11 us; NaN still becomes null), and `_column` reads an Arrow table's
+  column by its field index without concatenating a one-chunk column (7.4 -> 1.6 us, 10 reads an update); (3)
+  MostPopular's counts are added in numpy (the same float64 sums); (4) `merge_seen` splices the pairs not seen
+  before into the old index array in one vectorised pass: only the touched rows' old entries are searched (one
+  `searchsorted` over their keys), one boolean mask places the new columns, one CSR is built (warm 251 -> 163 us;
+  in the loop, both merges on the same state in random order, medians: MostPopular 0.70 -> 0.58 ms, UserKNN 0.47
+  -> 0.46 ms), tested equal to the sparse sum on random cases; it takes the old way when the seen matrix is not
+  canonical. The same MostPopular update repeated warm: 0.63 ms (5ded735) -> 0.39 ms.
+- **UserKNN / KNN updates** (`knn_prune_update`): the unit rows by one pass over the non-zeros instead of
+  `sp.diags(1 / norms) @ x` (bitwise the same lists on the 13 KNN updates compared, binary rows: 30.5 -> 28.3 ms for
+  UserKNN's 10), and `row_norms` by `x.power(2)` instead of `x.multiply(x)` (the same float32 squares; 396 -> 97 us
+  on a 600 x 9000 matrix; it serves the fits too). UserKNN in the loop (9fb517d, load 2.0): the shared path 1.4 ms,
+  the hook 2.7 ms, the whole update 4.25 ms against a 50 ms refit (0.084). Tried and not kept: the similarity block
+  as a sparse-times-sparse product (`(scaled @ scaled[T].T).toarray()`, equal values on binary rows): UserKNN 2.3-2.5
+  ms against 0.42-0.45 ms dense, ItemKNN 48-66 ms against 6-19 ms; the new pairs' CSR built from sorted keys instead
+  of `to_csr` and `maximum` instead of `+` then `data[:] = 1` (242 against 252 us warm).
+- **runs**, MostPopular and UserKNN in one process (wall / CPU): f5e3992 (load 2.3) 0.097 / 0.097 and 0.091 / 0.091;
+  ba23d1b (2.8) 0.123 / 0.107 and 0.085 / 0.080, 0.093 / 0.095 and 0.113 / 0.093; 9fb517d (3.2) 0.097 / 0.105 and
+  0.086 / 0.073, 0.086 / 0.087 and 0.090 / 0.091, 0.107 / 0.112 and 0.099 / 0.090; 7cdefb2 (1.7-2.4) 0.117 / 0.102
+  and 0.078 / 0.081, 0.113 / 0.113 and 0.086 / 0.086, 0.100 / 0.102 and 0.084 / 0.085, 0.106 / 0.105 and 0.095 /
+  0.093 (then ItemKNN in the same process 0.129, its first update 0.60 s); 3eb8a4c (2.4-2.5) 0.087 / 0.087 and
+  0.081 / 0.081, 0.094 / 0.094 and 0.086 / 0.087, 0.085 / 0.087 and 0.082 / 0.086 (the run in the table).
+  Alternated with the code before (5ded735, 5 pairs, load 1.7-2.5): MostPopular 0.124 / 0.124, 0.109 / 0.112,
+  0.135 / 0.138, 0.122 / 0.122, 0.111 / 0.111 against 0.097 / 0.097, 0.105 / 0.107, 0.101 / 0.101 (7cdefb2), 0.082 /
+  0.082, 0.100 / 0.080 (3eb8a4c); UserKNN CPU 0.110, 0.107, 0.103, 0.094, 0.095 against 0.080, 0.083, 0.088, 0.085,
+  0.086 (its wall ratios, 0.059-0.113, moved with preempted refits). ItemKNN alone at 3eb8a4c (load 2.4-2.6): 0.098
+  / 0.097, the first update 0.28 s (numba's loops loaded), the other nine 0.061 of their refits (0.60-0.70 s, faster
+  than before: `row_norms`).
+- **BPRMF**: `partial_fit(replay_from=...)` samples the replay from every old row (`"all"`, as before: the
+  validation rows of the earlier grid came out the same, 0.0465 and 0.0476) or only from the old rows of the
+  touched users (`"touched_users"`), items (`"touched_items"`) or either (`"touched"`). On the validation stream
+  (`tune_bpr_replay_from.md`, 5 seeds, 24 option sets, load 1.2-2.3; `tune_bpr_replay_from_wide.md`, 12 more):
+  the touched users' rows alone were worse than uniform (0.036-0.042 against 0.042-0.048), the touched items' rows
+  better (0.050-0.057), both together best: replay 4.0, 60 epochs, lr 0.02, 0.0590 (std 0.0076; replay 8 / 120
+  epochs 0.0588, 2.0 / 60 0.0550). The test chunks with that choice, 5 seeds (adf450a, load 2.3-3.1): per seed
+  1.056, 1.040, 1.053, 0.990, 1.079 of the refit (mean 1.043, std 0.030; mean NDCG 0.0622 against 0.0597), against
+  0.942 with uniform replay; the update / refit time ratio 0.070 (seed 0).
 """
 
 
