@@ -185,6 +185,30 @@ def test_bprmf_numba_kernel_fits_like_the_torch_path():
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+def test_bprmf_numba_step_split_over_threads_equals_one_thread_up_to_rounding():
+    """Each thread accumulates its share of the triples; the shares are applied in a fixed order: the same update as
+    one thread up to float32 rounding (a row touched by both shares is added twice), and the same on every run."""
+    pytest.importorskip("numba")
+    from hf_recsys_classic.bprmf import _kernel
+
+    gen = torch.Generator().manual_seed(0)
+    u, i, j = (torch.randint(0, n, (6000,), generator=gen) for n in (50, 80, 80))
+    start = (torch.randn(50, 8, generator=gen) * 0.1, torch.randn(80, 8, generator=gen) * 0.1, torch.randn(80) * 0.1)
+    out = {}
+    for threads in (1, 2, 2):
+        tables = tuple(t.clone() for t in start)
+        loss = _kernel.BPRKernel(50, 80, 8, threads=threads).step(*tables, u, i, j, 0.05, 0.01, True)
+        out.setdefault(threads, []).append((loss, tables))
+    (loss1, one), (loss2, two), (_, again) = out[1][0], out[2][0], out[2][1]
+    assert loss2 == pytest.approx(loss1, rel=1e-12)
+    for s0, a, b, c in zip(start, one, two, again):
+        assert not torch.equal(a, s0)  # the step moved every table
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        assert torch.equal(b, c)
+    with pytest.raises(ValueError, match="sgd_threads must be a positive integer"):
+        BPRMFConfig(sgd_threads=0)
+
+
 def test_bprmf_numba_kernel_refuses_what_it_cannot_run(monkeypatch):
     from hf_recsys_classic.bprmf import _kernel
 
