@@ -63,8 +63,8 @@ class BPRMFConfig(RecConfig):
         check_positive(self, "init_std", init_std)
         check_choice(self, "optimizer", optimizer, ("adam", "adamw", "adagrad", "sgd"))
         check_choice(self, "sgd_kernel", sgd_kernel, ("auto", "torch", "numba"))
-        bad_threads = isinstance(sgd_threads, bool) or sgd_threads != int(sgd_threads) or sgd_threads < 1
-        if sgd_threads is not None and bad_threads:
+        whole = isinstance(sgd_threads, int) and not isinstance(sgd_threads, bool)
+        if sgd_threads is not None and not (whole and sgd_threads >= 1):
             raise ValueError(f"BPRMFConfig: sgd_threads must be a positive integer or None, got {sgd_threads!r}.")
         check_choice(self, "negative_sampling", negative_sampling, ("uniform", "popularity"))
         check_positive(self, "fold_in_steps", fold_in_steps)
