@@ -188,8 +188,9 @@ def main() -> None:
         inter_ = encode_interactions(log_, users_, items_)
         x_ = inter_.to_csr("binary")
 
-        def ours():
-            return with_vocabs(BPRMFModel(BPRMFConfig(factors=64, epochs=epochs)), users_, items_)
+        def ours(sgd_threads=None):
+            config = BPRMFConfig(factors=64, epochs=epochs, sgd_threads=sgd_threads)
+            return with_vocabs(BPRMFModel(config), users_, items_)
 
         compare(
             f"BPR{label}, 64 factors, batch 8192",
@@ -214,7 +215,7 @@ def main() -> None:
         compare(
             f"BPR{label}, 64 factors, batch 8192, 1 thread each",
             "s / epoch",
-            lambda: ours().fit(inter_, show_progress=False, num_threads=1),
+            lambda: ours(sgd_threads=1).fit(inter_, show_progress=False, num_threads=1),
             lambda: implicit_fit(BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=1), x_),
             epochs,
             "<= 1.5x",

@@ -36,6 +36,9 @@ VARIANTS = {
     "scaled_items": {"scale_item_embeddings": True, "positions": "items"},
     "scaled_items_fp32": {"scale_item_embeddings": True, "positions": "items", "precision": "fp32"},
     "scaled_items_attn_dropout": {"scale_item_embeddings": True, "positions": "items", "attention_dropout": 0.1},
+    # on the config of examples/train/causal_sequential_ml1m.yaml as it is now (scaled, item positions, grouped)
+    "constant_lr": {"lr_scheduler_type": "constant"},
+    "normalized_residual": {"lr_scheduler_type": "constant", "block_residual": "normalized"},
 }
 
 

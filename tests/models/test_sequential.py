@@ -299,9 +299,37 @@ def test_models_saved_before_the_sasrec_options_load_with_the_old_behaviour(tmp_
     np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
 
 
+def test_normalized_residual_blocks_compute_sasrec_order_and_survive_a_save(tmp_path):
+    """block_residual="normalized": each GPT-2 block computes x = LN1(x) + attn(LN1(x)), x = LN2(x) + mlp(LN2(x))
+    (checked against the block's own sub-modules), differs from GPT-2's order, and is restored by from_pretrained."""
+    torch.manual_seed(0)
+    model = CausalSequentialRecommender(
+        CausalSequentialConfig(num_items=30, **TINY, dropout=0.0, block_residual="normalized")
+    ).eval()
+    block = model.backbone.h[0]
+    x = torch.randn(2, 8, 16)
+    with torch.no_grad():
+        q = block.ln_1(x)
+        h = q + block.attn(q)[0]
+        expected = block.ln_2(h) + block.mlp(block.ln_2(h))
+        torch.testing.assert_close(block(x), expected)
+        stream = type(block).forward(block, x)  # GPT-2's own order on the same weights
+        assert not torch.allclose(stream, expected, atol=1e-3)
+    model.fit(tiny_log(), epochs=1, show_progress=False)
+    model.save_pretrained(tmp_path)
+    loaded = CausalSequentialRecommender.from_pretrained(tmp_path)
+    assert loaded.config.block_residual == "normalized"
+    np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
+
+
 def test_sasrec_option_errors_are_named():
     with pytest.raises(ValueError, match="positions"):
         CausalSequentialConfig(positions="right")
+    with pytest.raises(ValueError, match="block_residual"):
+        CausalSequentialConfig(block_residual="post")
+    bert = MaskedSequentialConfig(**TINY).backbone_config
+    with pytest.raises(ValueError, match="rewires GPT-2 blocks.*'bert'"):
+        CausalSequentialRecommender(CausalSequentialConfig(**TINY, backbone_config=bert, block_residual="normalized"))
     with pytest.raises(ValueError, match="scale_item_embeddings"):
         CausalSequentialConfig(scale_item_embeddings="yes")
 

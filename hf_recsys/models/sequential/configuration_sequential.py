@@ -23,6 +23,10 @@ SEQUENTIAL_TRAINING_DEFAULTS = {
 }
 
 
+#: what the sub-layers of a causal model's GPT-2 blocks add their outputs to (see :class:`CausalSequentialConfig`)
+BLOCK_RESIDUALS = ("stream", "normalized")
+
+
 class SequentialConfig(BackboneRecConfig):
     """Options shared by :class:`CausalSequentialConfig` and :class:`MaskedSequentialConfig`.
 
@@ -43,7 +47,7 @@ class SequentialConfig(BackboneRecConfig):
             Dross paper's best SASRec+) or ``"gbce"`` (gSASRec's generalised binary cross-entropy over the positive and
             ``num_negatives`` sampled negatives, the positive's probability raised to ``beta`` set by ``gbce_t``).
         loss_chunk_size: positions whose full-catalogue logits are computed at once (``None``: as many as fit in
-            4M logits: chunks that stay in cache run faster).
+            1M logits, at least 64: chunks that stay in cache run faster).
         num_negatives: negatives per step for the sampled and gBCE losses (shared by the batch).
         gbce_t: calibration of gBCE (Petrov & Macdonald 2023) in [0, 1]: 0 is plain BCE on the sample, 1 calibrates the
             scores to the full catalogue; the paper's default 0.75.
@@ -160,6 +164,13 @@ class SequentialConfig(BackboneRecConfig):
 class CausalSequentialConfig(SequentialConfig):
     """Configuration of :class:`CausalSequentialRecommender` (SASRec-style, GPT-2 architecture by default).
 
+    Args:
+        block_residual: what each sub-layer of a GPT-2 block adds its output to: ``"stream"`` (GPT-2's pre-norm
+            blocks, ``x = x + attn(LN(x))``) or ``"normalized"`` (SASRec's blocks, ``x = LN(x) + attn(LN(x))``, then
+            ``x = LN(x) + FFN(LN(x))``: the residual stream is normalised before every sub-layer). Only for GPT-2
+            backbones; the weights are the same either way.
+        **kwargs: see :class:`SequentialConfig`.
+
     Example:
         ```python
         >>> from hf_recsys.models.sequential import CausalSequentialConfig
@@ -170,7 +181,9 @@ class CausalSequentialConfig(SequentialConfig):
 
     model_type = "causal_sequential"
 
-    def __init__(self, **kwargs):  # transformers 5 turns a config class without its own __init__ into a dataclass
+    def __init__(self, block_residual: str = "stream", **kwargs):
+        check_choice(self, "block_residual", block_residual, BLOCK_RESIDUALS)
+        self.block_residual = block_residual
         super().__init__(**kwargs)
 
     def default_backbone_config(self) -> dict:

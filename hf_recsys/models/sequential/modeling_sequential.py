@@ -12,6 +12,7 @@ tied with the output layer: the score of an item is the dot product of the seque
 
 from __future__ import annotations
 
+import types
 from typing import ClassVar
 
 import numpy as np
@@ -232,7 +233,7 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 
     def _loss(self, states: torch.Tensor, target: torch.LongTensor, items: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "full":
-            chunk = self.config.loss_chunk_size or max(1, (1 << 22) // max(len(items), 1))
+            chunk = self.config.loss_chunk_size or max(64, (1 << 20) // max(len(items), 1))
             return chunked_cross_entropy(states, items, target, self.head.temperature, chunk)
         # each state's positive against negatives shared by the batch, accidental hits masked
         negs = torch.randint(0, len(items), (self.config.num_negatives,), device=states.device)
@@ -368,6 +369,31 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
             return table[item_idx] @ table.T
 
 
+def _normalized_residual_forward(block: nn.Module, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """A GPT-2 block in SASRec's order: each sub-layer adds its output to its layer-normed input,
+    ``x = LN_1(x) + attn(LN_1(x))``, ``x = LN_2(x) + mlp(LN_2(x))`` (GPT-2 adds them to ``x``)."""
+    cache, attention_mask = (list(args) + [None, None])[:2]
+    normed = block.ln_1(hidden_states)
+    attn_output, _ = block.attn(
+        normed, cache=cache, attention_mask=attention_mask, use_cache=kwargs.pop("use_cache", False), **kwargs
+    )
+    hidden_states = normed + attn_output
+    normed = block.ln_2(hidden_states)
+    return normed + block.mlp(normed)
+
+
+def use_normalized_residuals(backbone: nn.Module) -> None:
+    """Run every block of a GPT-2 backbone in SASRec's order (see :func:`_normalized_residual_forward`)."""
+    bb = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+    if bb.config.model_type != "gpt2":
+        raise ValueError(
+            f"block_residual='normalized' rewires GPT-2 blocks; this backbone is {bb.config.model_type!r}: "
+            "use block_residual='stream'."
+        )
+    for block in bb.h:
+        block.forward = types.MethodType(_normalized_residual_forward, block)
+
+
 class CausalSequentialRecommender(SequentialRecPreTrainedModel):
     """SASRec-style next-item model with a GPT-2 (causal) backbone, trained to predict every next item.
 
@@ -386,6 +412,11 @@ class CausalSequentialRecommender(SequentialRecPreTrainedModel):
 
     config_class = CausalSequentialConfig
     min_sequence_length = 2
+
+    def __init__(self, config: CausalSequentialConfig):
+        super().__init__(config)
+        if getattr(config, "block_residual", "stream") == "normalized":
+            use_normalized_residuals(self.backbone)
 
     def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
         length = self.config.max_sequence_length

@@ -25,7 +25,7 @@ from hf_recsys_classic import (
     UserKNNConfig,
     UserKNNModel,
 )
-from hf_recsys_classic._utils import weight_rows
+from hf_recsys_classic._utils import torch_threads, weight_rows
 from hf_recsys_classic.als.modeling_als import _Confidence, solve_cg, solve_exact
 
 
@@ -185,6 +185,30 @@ def test_bprmf_numba_kernel_fits_like_the_torch_path():
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+def test_bprmf_numba_step_split_over_threads_equals_one_thread_up_to_rounding():
+    """Each thread accumulates its share of the triples; the shares are applied in a fixed order: the same update as
+    one thread up to float32 rounding (a row touched by both shares is added twice), and the same on every run."""
+    pytest.importorskip("numba")
+    from hf_recsys_classic.bprmf import _kernel
+
+    gen = torch.Generator().manual_seed(0)
+    u, i, j = (torch.randint(0, n, (6000,), generator=gen) for n in (50, 80, 80))
+    start = (torch.randn(50, 8, generator=gen) * 0.1, torch.randn(80, 8, generator=gen) * 0.1, torch.randn(80) * 0.1)
+    out = {}
+    for threads in (1, 2, 2):
+        tables = tuple(t.clone() for t in start)
+        loss = _kernel.BPRKernel(50, 80, 8, threads=threads).step(*tables, u, i, j, 0.05, 0.01, True)
+        out.setdefault(threads, []).append((loss, tables))
+    (loss1, one), (loss2, two), (_, again) = out[1][0], out[2][0], out[2][1]
+    assert loss2 == pytest.approx(loss1, rel=1e-12)
+    for s0, a, b, c in zip(start, one, two, again):
+        assert not torch.equal(a, s0)  # the step moved every table
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        assert torch.equal(b, c)
+    with pytest.raises(ValueError, match="sgd_threads must be a positive integer"):
+        BPRMFConfig(sgd_threads=0)
+
+
 def test_bprmf_numba_kernel_refuses_what_it_cannot_run(monkeypatch):
     from hf_recsys_classic.bprmf import _kernel
 
@@ -284,10 +308,52 @@ def test_knn_prune_by_small_blocks_and_slabs_equals_one_block():
 
     x = random_interactions(30, 50, seed=3).to_csr().T.tocsr()  # 50 items x 30 users
     for shrink in (0.0, 1.5):
-        one_idx, one_val = knn_prune(x, x, 7, shrink, block_size=4096)
-        idx, val = knn_prune(x, x, 7, shrink, block_size=8)  # 7 row blocks x 7 column slabs, on a thread pool
+        one_idx, one_val = knn_prune(x, x, 7, shrink, block_size=4096, kernel="torch")
+        # 7 row blocks x 7 column slabs, on a thread pool
+        idx, val = knn_prune(x, x, 7, shrink, block_size=8, kernel="torch")
         torch.testing.assert_close(val, one_val)
         assert torch.equal(idx[val > 0], one_idx[val > 0])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("shrink", "normalize", "exclude_self", "other_left"),
+    [(0.0, True, True, False), (1.5, True, True, False), (0.0, False, True, False), (1.5, True, False, True)],
+    ids=["cosine", "shrunk", "dot", "other-left"],
+)
+def test_knn_prune_numba_loops_equal_the_torch_path(shrink, normalize, exclude_self, other_left, threads):
+    """The co-occurrence loops give the torch path's values (same summation order) and, where a row's values do not
+    tie, its indices; rows with fewer positive similarities than k keep zeros; on 1 and 2 threads."""
+    pytest.importorskip("numba")
+    from hf_recsys_classic._utils import knn_prune
+
+    rng = np.random.default_rng(5)
+    right = sp.random(90, 40, density=0.06, random_state=rng, format="csr", dtype=np.float32)
+    right.data = rng.uniform(0.5, 2.0, right.nnz).astype(np.float32)
+    left = sp.random(25, 40, density=0.1, random_state=rng, format="csr", dtype=np.float32) if other_left else right
+    with torch_threads(threads):
+        want_idx, want_val = knn_prune(left, right, 12, shrink, normalize, exclude_self, kernel="torch")
+        idx, val = knn_prune(left, right, 12, shrink, normalize, exclude_self, kernel="numba")
+    torch.testing.assert_close(val, want_val, rtol=1e-6, atol=0)
+    assert (want_val == 0).any()  # some rows have fewer than k positive similarities: zeros, index 0
+    assert torch.equal(idx[val == 0], torch.zeros_like(idx[val == 0]))
+    untied = [r for r in range(len(val)) if len(set(val[r][val[r] > 0].tolist())) == int((val[r] > 0).sum())]
+    assert len(untied) > len(val) // 2
+    for r in untied:
+        assert torch.equal(idx[r], want_idx[r])
+
+
+def test_knn_prune_names_a_bad_kernel(monkeypatch):
+    from hf_recsys_classic import _knn_kernel
+    from hf_recsys_classic._utils import knn_prune
+
+    x = sp.random(30, 10, density=0.3, random_state=0, format="csr", data_rvs=np.ones)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        knn_prune(x, x, 4, kernel="gpu")
+    monkeypatch.setattr(_knn_kernel, "_HAS_NUMBA", False)
+    with pytest.raises(ImportError, match=r"hf-recsys-classic\[fast\]"):
+        knn_prune(x, x, 4, kernel="numba")
+    assert knn_prune(x, x, 4, kernel="auto")[0].shape == (30, 4)  # without numba: the torch path
 
 
 def test_negative_sampler_bit_table_and_binary_search_agree(monkeypatch):
@@ -310,6 +376,7 @@ def test_knn_sparse_fallback_matches_dense(monkeypatch):
     from hf_recsys_classic import _utils
 
     inter = random_interactions(30, 20, seed=8)
+    monkeypatch.setattr(_utils, "_use_sparse_knn", lambda *a: False)  # the torch path, dense and sparse
     dense = _fit(ItemKNNModel(ItemKNNConfig(k=5, shrink=1.0)), inter).similarity_matrix().toarray()
     monkeypatch.setattr(_utils, "DENSE_BUDGET", 0)
     sparse = _fit(ItemKNNModel(ItemKNNConfig(k=5, shrink=1.0)), inter).similarity_matrix().toarray()

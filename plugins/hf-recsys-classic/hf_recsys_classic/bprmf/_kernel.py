@@ -6,7 +6,9 @@ triple reads its three rows once and adds its steps into per-row accumulators; t
 and their accumulators cleared. The work of a step grows with the batch, not with the tables (the accumulators,
 as large as the tables, are made once per model). The loop waits mostly on memory (rows scattered over tables
 larger than the L2 cache), so it prefetches the rows of the triple ``_AHEAD`` places later while it computes one
-(LLVM's prefetch hint: about 14% less CPU time per ml-latest-small epoch, the same numbers).
+(LLVM's prefetch hint: about 14% less CPU time per ml-latest-small epoch, the same numbers). On several threads
+(``BPRMFConfig.sgd_threads``) each takes a contiguous share of the triples into accumulators of its own while the
+tables are only read, and the shares are applied one after the other: no race, and the same result on every run.
 """
 
 from __future__ import annotations
@@ -39,12 +41,16 @@ def _prefetch_rows(users, items, du, di, a, b, c, f):
         _prefetch(di, c * f + off)
 
 
-def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
-    n, f = len(u), users.shape[1]
+def _accumulate(
+    users, items, biases, u, i, j, start, stop, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i
+):
+    """The steps of the triples ``start:stop`` added into the accumulators (the tables are only read); returns the
+    summed loss and how many user and item rows were touched (listed in ``rows_u`` / ``rows_i``)."""
+    n, f = stop, users.shape[1]
     rate = np.float32(2.0 * reg * lr)
     loss = 0.0
     nu = ni = 0
-    for t in range(n):
+    for t in range(start, stop):
         if t + _AHEAD < n:  # the rows of a later triple, on their way to the cache while this one is computed
             _prefetch_rows(users, items, du, di, u[t + _AHEAD], i[t + _AHEAD], j[t + _AHEAD], f)
         uu, ii, jj = u[t], i[t], j[t]
@@ -76,6 +82,12 @@ def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, 
             seen_i[jj] = True
             rows_i[ni] = jj
             ni += 1
+    return loss, nu, ni
+
+
+def _apply(users, items, biases, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i, nu, ni):
+    """Add the accumulated steps of the touched rows to the tables and clear the accumulators."""
+    f = users.shape[1]
     for s in range(nu):
         r = rows_u[s]
         for k in range(f):
@@ -91,7 +103,35 @@ def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, 
             biases[r] += db[r]
             db[r] = 0.0
         seen_i[r] = False
+
+
+def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
+    n = len(u)
+    loss, nu, ni = _accumulate(
+        users, items, biases, u, i, j, 0, n, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i
+    )
+    _apply(users, items, biases, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i, nu, ni)
     return loss / max(n, 1)
+
+
+def _parallel_step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
+    """:func:`_step` with the triples split into ``len(du)`` contiguous parts, each accumulated by its own thread
+    into its own accumulators (the tables are only read while the threads run: no race); the parts' steps are then
+    added part by part, so the result depends on the number of parts, not on the threads' timing."""
+    n, parts = len(u), du.shape[0]
+    losses = np.zeros(parts)
+    touched = np.zeros((parts, 2), dtype=np.int64)
+    for p in prange(parts):  # noqa: F821 (numba's prange, bound when compiled)
+        start, stop = p * n // parts, (p + 1) * n // parts
+        loss, nu, ni = _accumulate(
+            users, items, biases, u, i, j, start, stop, lr, reg, use_bias,
+            du[p], di[p], db[p], seen_u[p], seen_i[p], rows_u[p], rows_i[p],
+        )  # fmt: skip
+        losses[p], touched[p, 0], touched[p, 1] = loss, nu, ni
+    for p in range(parts):
+        nu, ni = touched[p, 0], touched[p, 1]
+        _apply(users, items, biases, use_bias, du[p], di[p], db[p], seen_u[p], seen_i[p], rows_u[p], rows_i[p], nu, ni)
+    return losses.sum() / max(n, 1)
 
 
 # reassociation and contraction let LLVM vectorise the dot product (about 1.5x faster here); NaN and inf keep their
@@ -125,38 +165,69 @@ def _make_prefetch():
     return prefetch
 
 
-def compiled():
-    """The jitted step (compiled once, then loaded from numba's on-disk cache, about 1 s in a new process)."""
-    global _compiled, _prefetch, _prefetch_rows
+def compiled(parallel: bool = False):
+    """The jitted step, or with ``parallel`` the step split over threads (compiled once, then loaded from numba's
+    on-disk cache, about 1 s in a new process)."""
+    global _compiled, _prefetch, _prefetch_rows, _accumulate, _apply, prange
     if _compiled is None:
+        import numba
         from numba import njit
 
         jit = njit(cache=True, nogil=True, fastmath=_FASTMATH)
         _prefetch = _make_prefetch()  # the step's helpers, compiled into it (module globals, read when it compiles)
         _prefetch_rows = jit(_prefetch_rows)
-        _compiled = jit(_step)
-    return _compiled
+        _accumulate, _apply, prange = jit(_accumulate), jit(_apply), numba.prange
+        _compiled = (jit(_step), njit(cache=True, nogil=True, fastmath=_FASTMATH, parallel=True)(_parallel_step))
+    return _compiled[1 if parallel else 0]
+
+
+#: triples per thread below which a step runs on one thread (starting the threads costs more than they save)
+MIN_TRIPLES_PER_THREAD = 2048
+#: most threads a step is split over (each holds accumulators as large as the tables)
+MAX_THREADS = 8
 
 
 class BPRKernel:
-    """The per-row accumulators of one model's tables (kept between steps, all zero between them)."""
+    """The per-row accumulators of one model's tables (kept between steps, all zero between them): one set per
+    thread a step may use."""
 
-    def __init__(self, num_users: int, num_items: int, factors: int):
-        self.shape = (num_users, num_items, factors)
-        self.du = np.zeros((num_users, factors), dtype=np.float32)
-        self.di = np.zeros((num_items, factors), dtype=np.float32)
-        self.db = np.zeros(num_items, dtype=np.float32)
-        self.seen_u = np.zeros(num_users, dtype=np.bool_)
-        self.seen_i = np.zeros(num_items, dtype=np.bool_)
+    def __init__(self, num_users: int, num_items: int, factors: int, threads: int = 1):
+        self.shape, self.threads = (num_users, num_items, factors), threads
+        self.du = np.zeros((threads, num_users, factors), dtype=np.float32)
+        self.di = np.zeros((threads, num_items, factors), dtype=np.float32)
+        self.db = np.zeros((threads, num_items), dtype=np.float32)
+        self.seen_u = np.zeros((threads, num_users), dtype=np.bool_)
+        self.seen_i = np.zeros((threads, num_items), dtype=np.bool_)
 
     def step(self, users, items, biases, u, i, j, lr: float, reg: float, use_bias: bool) -> float:
-        """One step on the CPU tables (``torch`` tensors, updated in place); returns the batch's mean BPR loss."""
+        """One step on the CPU tables (``torch`` tensors, updated in place); returns the batch's mean BPR loss.
+        Split over up to ``threads`` threads (numba's), at least :data:`MIN_TRIPLES_PER_THREAD` triples each."""
         u, i, j = (t.detach().numpy() for t in (u, i, j))
-        rows_u = np.empty(len(u), dtype=np.int64)
-        rows_i = np.empty(2 * len(u), dtype=np.int64)
+        parts = max(1, min(self.threads, len(u) // MIN_TRIPLES_PER_THREAD))
         tables = tuple(t.detach().numpy() for t in (users, items, biases))  # views: updated in place
-        args = (*tables, u, i, j, float(lr), float(reg), bool(use_bias), self.du, self.di, self.db)
-        return float(compiled()(*args, self.seen_u, self.seen_i, rows_u, rows_i))
+        head = (*tables, u, i, j, float(lr), float(reg), bool(use_bias))
+        if parts == 1:
+            rows_u, rows_i = np.empty(len(u), dtype=np.int64), np.empty(2 * len(u), dtype=np.int64)
+            acc = (self.du[0], self.di[0], self.db[0], self.seen_u[0], self.seen_i[0])
+            return float(compiled()(*head, *acc, rows_u, rows_i))
+        import numba
+
+        size = -(-len(u) // parts)
+        rows_u, rows_i = np.empty((parts, size), dtype=np.int64), np.empty((parts, 2 * size), dtype=np.int64)
+        acc = (self.du[:parts], self.di[:parts], self.db[:parts], self.seen_u[:parts], self.seen_i[:parts])
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(parts, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return float(compiled(parallel=True)(*head, *acc, rows_u, rows_i))
+        finally:
+            numba.set_num_threads(previous)
+
+
+def _default_threads() -> int:
+    """Threads of a step when the config does not say: the cores numba sees (at most :data:`MAX_THREADS`)."""
+    import numba
+
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, MAX_THREADS))
 
 
 def kernel_for(model, users: torch.Tensor, items: torch.Tensor) -> BPRKernel | None:
@@ -165,9 +236,10 @@ def kernel_for(model, users: torch.Tensor, items: torch.Tensor) -> BPRKernel | N
     if not available() or users.device.type != "cpu" or users.dtype != torch.float32:
         return None
     shape = (users.shape[0], items.shape[0], users.shape[1])
+    threads = min(getattr(model.config, "sgd_threads", None) or _default_threads(), MAX_THREADS)
     kernel = getattr(model, "_sgd_kernel", None)
-    if kernel is None or kernel.shape != shape:
-        kernel = model._sgd_kernel = BPRKernel(*shape)
+    if kernel is None or kernel.shape != shape or kernel.threads != threads:
+        kernel = model._sgd_kernel = BPRKernel(*shape, threads=threads)
     return kernel
 
 

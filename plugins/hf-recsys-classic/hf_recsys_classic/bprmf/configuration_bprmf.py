@@ -21,6 +21,11 @@ class BPRMFConfig(RecConfig):
             with numba when it is installed, ``pip install "hf-recsys-classic[fast]"``, and the tables are on the
             CPU; else torch), ``"torch"`` (vectorised tensor operations, any device) or ``"numba"`` (an error when
             it cannot run). Both compute the same update.
+        sgd_threads: threads the numba step splits each minibatch over (``None``: the cores numba sees, at most 8,
+            as implicit's BPR uses every core). Each thread adds its contiguous share of the triples into its own
+            accumulators (the tables are only read meanwhile), then the shares are applied in a fixed order: a run
+            is reproducible for a given number of threads and differs from another number's only by rounding. Each
+            thread holds accumulators as large as the tables. The torch path ignores it.
         negative_sampling: ``"uniform"`` over items, or ``"popularity"`` (in proportion to interaction counts, as
             implicit's BPR samples).
         item_bias: learn a bias per item.
@@ -42,6 +47,7 @@ class BPRMFConfig(RecConfig):
         batch_size: int = 8192,
         optimizer: str = "sgd",
         sgd_kernel: str = "auto",
+        sgd_threads: int | None = None,
         negative_sampling: str = "uniform",
         item_bias: bool = True,
         init_std: float = 0.01,
@@ -57,6 +63,9 @@ class BPRMFConfig(RecConfig):
         check_positive(self, "init_std", init_std)
         check_choice(self, "optimizer", optimizer, ("adam", "adamw", "adagrad", "sgd"))
         check_choice(self, "sgd_kernel", sgd_kernel, ("auto", "torch", "numba"))
+        whole = isinstance(sgd_threads, int) and not isinstance(sgd_threads, bool)
+        if sgd_threads is not None and not (whole and sgd_threads >= 1):
+            raise ValueError(f"BPRMFConfig: sgd_threads must be a positive integer or None, got {sgd_threads!r}.")
         check_choice(self, "negative_sampling", negative_sampling, ("uniform", "popularity"))
         check_positive(self, "fold_in_steps", fold_in_steps)
         check_positive(self, "fold_in_lr", fold_in_lr)
@@ -67,6 +76,7 @@ class BPRMFConfig(RecConfig):
         self.batch_size = int(batch_size)
         self.optimizer = optimizer
         self.sgd_kernel = sgd_kernel
+        self.sgd_threads = None if sgd_threads is None else int(sgd_threads)
         self.negative_sampling = negative_sampling
         self.item_bias = bool(item_bias)
         self.init_std = float(init_std)
