@@ -116,8 +116,9 @@ def _step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, 
 
 def _parallel_step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db, seen_u, seen_i, rows_u, rows_i):
     """:func:`_step` with the triples split into ``len(du)`` contiguous parts, each accumulated by its own thread
-    into its own accumulators (the tables are only read while the threads run: no race); the parts' steps are then
-    added part by part, so the result depends on the number of parts, not on the threads' timing."""
+    into its own accumulators (the tables are only read while the threads run: no race); then each thread updates
+    the touched rows of its own range of the tables, adding every part's step of a row in part order, so the result
+    depends on the number of parts, not on the threads' timing."""
     n, parts = len(u), du.shape[0]
     losses = np.zeros(parts)
     touched = np.zeros((parts, 2), dtype=np.int64)
@@ -128,9 +129,33 @@ def _parallel_step(users, items, biases, u, i, j, lr, reg, use_bias, du, di, db,
             du[p], di[p], db[p], seen_u[p], seen_i[p], rows_u[p], rows_i[p],
         )  # fmt: skip
         losses[p], touched[p, 0], touched[p, 1] = loss, nu, ni
-    for p in range(parts):
-        nu, ni = touched[p, 0], touched[p, 1]
-        _apply(users, items, biases, use_bias, du[p], di[p], db[p], seen_u[p], seen_i[p], rows_u[p], rows_i[p], nu, ni)
+    f, n_users, n_items = users.shape[1], users.shape[0], items.shape[0]
+    for p in prange(parts):  # noqa: F821
+        lo, hi = p * n_users // parts, (p + 1) * n_users // parts
+        for q in range(parts):  # every part's touched rows that fall in this thread's range
+            for s in range(touched[q, 0]):
+                r = rows_u[q, s]
+                if lo <= r < hi:
+                    for q2 in range(parts):  # a row listed by several parts is done at its first listing
+                        if seen_u[q2, r]:
+                            for k in range(f):
+                                users[r, k] += du[q2, r, k]
+                                du[q2, r, k] = 0.0
+                            seen_u[q2, r] = False
+        lo, hi = p * n_items // parts, (p + 1) * n_items // parts
+        for q in range(parts):
+            for s in range(touched[q, 1]):
+                r = rows_i[q, s]
+                if lo <= r < hi:
+                    for q2 in range(parts):
+                        if seen_i[q2, r]:
+                            for k in range(f):
+                                items[r, k] += di[q2, r, k]
+                                di[q2, r, k] = 0.0
+                            if use_bias:
+                                biases[r] += db[q2, r]
+                                db[q2, r] = 0.0
+                            seen_i[q2, r] = False
     return losses.sum() / max(n, 1)
 
 
