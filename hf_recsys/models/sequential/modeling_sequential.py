@@ -372,7 +372,10 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
 def _normalized_residual_forward(block: nn.Module, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     """A GPT-2 block in SASRec's order: each sub-layer adds its output to its layer-normed input,
     ``x = LN_1(x) + attn(LN_1(x))``, ``x = LN_2(x) + mlp(LN_2(x))`` (GPT-2 adds them to ``x``)."""
-    cache, attention_mask = (list(args) + [None, None])[:2]
+    cache, attention_mask = (list(args) + [None, None])[:2]  # GPT2Model passes them by position
+    cache, attention_mask = kwargs.pop("cache", cache), kwargs.pop("attention_mask", attention_mask)
+    for name in ("encoder_hidden_states", "encoder_attention_mask"):  # no cross-attention in a causal recommender
+        kwargs.pop(name, None)
     normed = block.ln_1(hidden_states)
     attn_output, _ = block.attn(
         normed, cache=cache, attention_mask=attention_mask, use_cache=kwargs.pop("use_cache", False), **kwargs
