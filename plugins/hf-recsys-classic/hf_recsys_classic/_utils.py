@@ -162,18 +162,25 @@ def knn_prune(
     return out_idx, out_val
 
 
-def _use_sparse_knn(kernel: str, left: sp.csr_matrix, right: sp.csr_matrix) -> bool:
-    """Whether :func:`knn_prune` runs the numba co-occurrence loops (see its ``kernel``)."""
+def _kernel_choice(kernel: str, caller: str) -> str | None:
+    """``"numba"`` or ``"torch"`` when ``kernel`` says so, ``None`` for ``"auto"`` with numba installed (the caller
+    decides), ``"torch"`` for ``"auto"`` without it; a clear error for a bad value or ``"numba"`` without numba."""
     if kernel not in ("auto", "numba", "torch"):
         raise ValueError(f'kernel must be one of "auto", "numba", "torch", got {kernel!r}.')
     from hf_recsys_classic import _knn_kernel
 
     if kernel == "numba" and not _knn_kernel.available():
-        raise ImportError('knn_prune(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
-    if kernel != "auto":
-        return kernel == "numba"
-    if not _knn_kernel.available():
-        return False
+        raise ImportError(f'{caller}(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
+    if kernel == "auto":
+        return None if _knn_kernel.available() else "torch"
+    return kernel
+
+
+def _use_sparse_knn(kernel: str, left: sp.csr_matrix, right: sp.csr_matrix) -> bool:
+    """Whether :func:`knn_prune` runs the numba co-occurrence loops (see its ``kernel``)."""
+    choice = _kernel_choice(kernel, "knn_prune")
+    if choice is not None:
+        return choice == "numba"
     d = left.shape[1]
     pairs = np.bincount(left.indices, minlength=d).astype(np.float64) @ np.bincount(right.indices, minlength=d)
     return pairs < float(left.nnz) * right.shape[0]
@@ -259,12 +266,8 @@ _KERNEL_MIN_BLOCK = 1 << 20
 def _use_knn_kernel(kernel: str, block: int) -> bool:
     """Whether ``knn_prune_update`` runs its compiled loops (``kernel``: ``"auto"``, ``"numba"`` or ``"torch"``) on
     a block of ``block`` entries."""
-    if kernel not in ("auto", "numba", "torch"):
-        raise ValueError(f'kernel must be one of "auto", "numba", "torch", got {kernel!r}.')
-    from hf_recsys_classic import _knn_kernel
-    if kernel == "numba" and not _knn_kernel.available():
-        raise ImportError('knn_prune_update(kernel="numba") needs numba: pip install "hf-recsys-classic[fast]".')
-    return kernel == "numba" or (kernel == "auto" and _knn_kernel.available() and block >= _KERNEL_MIN_BLOCK)
+    choice = _kernel_choice(kernel, "knn_prune_update")
+    return choice == "numba" if choice is not None else block >= _KERNEL_MIN_BLOCK
 
 
 def _unit_rows(x: sp.csr_matrix, norms: np.ndarray) -> sp.csr_matrix:
