@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..configuration_utils import RecConfig, check_positive
+from .fast_dropout import use_fast_dropout
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ def lora_targets(config: BackboneRecConfig, backbone_type: str) -> list[str] | s
 
 
 def prepare_backbone(backbone: nn.Module, config: BackboneRecConfig) -> nn.Module:
-    """Freeze the backbone and/or wrap it in a LoRA adapter, as the config says."""
+    """Freeze the backbone and/or wrap it in a LoRA adapter, as the config says; its dropout layers become
+    :class:`~hf_recsys.models.fast_dropout.FastDropout` (the same rates, cheaper masks on CPU)."""
+    use_fast_dropout(backbone)
     if config.freeze_backbone or config.use_lora:
         backbone.requires_grad_(False)
     if not config.use_lora:
