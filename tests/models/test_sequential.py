@@ -334,7 +334,15 @@ def test_sasrec_option_errors_are_named():
         CausalSequentialConfig(scale_item_embeddings="yes")
 
 
-@pytest.mark.parametrize("name", ["causal_sequential_ml1m.yaml", "masked_sequential_ml1m.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "causal_sequential_ml1m.yaml",
+        "causal_sequential_ml1m_h128.yaml",
+        "masked_sequential_ml1m.yaml",
+        "masked_sequential_ml1m_h128.yaml",
+    ],
+)
 def test_ml1m_example_configs_build_a_model_that_trains(name):
     """The ML-1M configs of examples/train (run by benchmarks/sequential/ml1m.py) are valid: one step on a tiny log."""
     from pathlib import Path
