@@ -1,13 +1,13 @@
 """Dropout whose CPU masks cost a third of ``nn.Dropout``'s.
 
 On CPU, ``nn.Dropout`` draws one Bernoulli variable per element (``bernoulli_``, about 10 ns each on the 2-core
-machines here): in a SASRec-sized model on ML-1M that was 16% of a training step's CPU time
-(``benchmarks/sequential/results/profile_*.md``). :class:`FastDropout` draws 64 random bits at a time
-(``random_`` on int64) and reads them as four 15-bit uniforms, one per element: the same distribution up to the
-quantisation of the rate to a multiple of 1/32768 (``p=0.1`` drops with probability 3277/32768 = 0.100006, and the
-kept elements are scaled by the inverse of the exact keep rate, so the layer stays unbiased). The mask comes from
-torch's generator, so ``torch.manual_seed`` makes it reproducible. Off CPU (CUDA's fused dropout is already fast),
-out of training, or at ``p`` 0 or 1, it is ``nn.Dropout``.
+machines here): in a SASRec-sized model on ML-1M that was 15-16% of a training step's CPU time
+(``benchmarks/sequential/profile_steps.py`` on the causal ML-1M config). :class:`FastDropout` draws 64 random bits
+at a time (``random_`` on int64) and reads them as four 15-bit uniforms, one per element: the same distribution up
+to the quantisation of the rate to a multiple of 1/32768 (``p=0.1`` drops with probability 3277/32768 = 0.100006,
+and the kept elements are scaled by the inverse of the exact keep rate, so the layer stays unbiased). The mask comes
+from torch's generator, so ``torch.manual_seed`` makes it reproducible. Off CPU (CUDA's fused dropout is already
+fast), out of training, or at ``p`` 0 or 1, it is ``nn.Dropout``.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ class FastDropout(nn.Dropout):
         if not self.training or input.device.type != "cpu" or not 0.0 < self.p < 1.0:
             return super().forward(input)
         threshold = round(self.p * _LEVELS)
-        if threshold == 0:
+        if threshold == 0:  # p below 1/65536: nothing would be dropped
             return input
+        if threshold >= _LEVELS:  # p within 1/65536 of 1: the rounded keep rate would be 0
+            return super().forward(input)
         keep, scale = keep_mask(input.shape, self.p, input.device)
         return _MaskedScale.apply(input, keep, scale)
 

@@ -50,6 +50,9 @@ def test_reproducible_under_the_torch_seed_and_identity_in_eval():
     assert torch.equal(drop(x), x)
     assert torch.equal(FastDropout(0.0)(x), x)
     assert torch.equal(FastDropout(1.0)(x), torch.zeros_like(x))  # nn.Dropout's behaviour at p=1
+    drop.train()
+    assert torch.isfinite(FastDropout(1 - 1e-6)(x)).all()  # rounds to a keep rate of 0: nn.Dropout's path
+    assert torch.equal(FastDropout(1e-6)(x), x)  # rounds to a drop rate of 0
 
 
 def test_bf16_input_keeps_its_dtype():
