@@ -12,6 +12,8 @@ fast), out of training, or at ``p`` 0 or 1, it is ``nn.Dropout``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -36,10 +38,11 @@ class _MaskedScale(torch.autograd.Function):
 def keep_mask(shape: torch.Size, p: float, device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
     """A boolean mask of ``shape`` keeping each element with probability ``1 - p`` (``p`` rounded to a multiple of
     1/32768), and the scale ``1 / keep rate`` that keeps ``x * mask * scale`` unbiased."""
-    n = 1
-    for s in shape:
-        n *= int(s)
-    threshold = round(p * _LEVELS)
+    return _keep_mask(shape, round(p * _LEVELS), device)
+
+
+def _keep_mask(shape: torch.Size, threshold: int, device) -> tuple[torch.Tensor, float]:
+    n = math.prod(shape)
     bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # 63 random bits per draw
     keep = (bits.view(torch.int16)[:n] & (_LEVELS - 1)) >= threshold
     return keep.view(shape), _LEVELS / (_LEVELS - threshold)
@@ -50,14 +53,12 @@ class FastDropout(nn.Dropout):
     ``inplace`` ignored on CPU, no parameters or buffers, so state dicts are unchanged)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self.training or input.device.type != "cpu" or not 0.0 < self.p < 1.0:
-            return super().forward(input)
         threshold = round(self.p * _LEVELS)
-        if threshold == 0:  # p below 1/65536: nothing would be dropped
-            return input
-        if threshold >= _LEVELS:  # p within 1/65536 of 1: the rounded keep rate would be 0
+        if not self.training or input.device.type != "cpu" or threshold >= _LEVELS:  # also p within 1/65536 of 1
             return super().forward(input)
-        keep, scale = keep_mask(input.shape, self.p, input.device)
+        if threshold == 0:  # p = 0, or below 1/65536: nothing would be dropped
+            return input
+        keep, scale = _keep_mask(input.shape, threshold, input.device)
         return _MaskedScale.apply(input, keep, scale)
 
 
