@@ -309,7 +309,9 @@ class RecPreTrainedModel(RetrievalMixin, PreTrainedModel):
 
     def _partial_fit(self, interactions: Interactions, seen_before: sp.csr_matrix | None = None, **options) -> None:
         """Hook of :meth:`partial_fit`: update the family's state from the new rows ``interactions`` (encoded in the
-        grown vocabularies; ``self.seen_items`` already holds them, ``seen_before`` is the matrix before)."""
+        grown vocabularies; ``self.seen_items`` already holds them, ``seen_before`` is the matrix before). A hook
+        that declares a ``new_pairs`` parameter also gets the ``(user_idx, item_idx)`` pairs that ``seen_items``
+        did not hold before, where :func:`~hf_recsys.online.merge_seen` found them (else it is not passed)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement partial_fit: refit it on the whole log.")
 
     # ------------------------------------------------------------------ the public, id-space API

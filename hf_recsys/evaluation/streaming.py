@@ -207,6 +207,7 @@ def streaming_evaluation(
     fit_kwargs: Mapping[str, Any] | None = None,
     partial_fit_kwargs: Mapping[str, Any] | None = None,
     show_progress: bool = False,
+    make_refit_model: Callable[[], Any] | None = None,
 ) -> StreamingResult:
     """Prequential evaluation of update strategies over a time-ordered log.
 
@@ -217,7 +218,8 @@ def streaming_evaluation(
     stay unknown); then the strategy updates the model.
 
     Args:
-        make_model: returns a fresh, unfitted model (called for the warm-up fit and for every ``"refit"``).
+        make_model: returns a fresh, unfitted model (called for the warm-up fit, and for every ``"refit"`` without
+            ``make_refit_model``).
         log: the whole log with a ``timestamp`` column.
         num_chunks, start, freq: the chunking (see :func:`time_chunks`).
         strategies: among ``"none"``, ``"partial_fit"``, ``"refit"``.
@@ -226,6 +228,9 @@ def streaming_evaluation(
         fit_kwargs: passed to ``fit`` (warm-up and refits).
         partial_fit_kwargs: passed to ``partial_fit``.
         show_progress: progress bars (chunks).
+        make_refit_model: returns the fresh model that ``"refit"`` fits (default ``make_model``): e.g. the same
+            model without the state it keeps only for updates (ItemKNN's ``update_reserve`` / ``update_cache``),
+            so that the refit is the fastest one of that model.
 
     Returns:
         A :class:`StreamingResult`.
@@ -253,7 +258,7 @@ def streaming_evaluation(
             if s == "partial_fit":
                 models[s].partial_fit(chunk, **pf_kwargs)
             elif s == "refit":
-                models[s] = make_model().fit(
+                models[s] = (make_refit_model or make_model)().fit(
                     pd.concat([past, chunk], ignore_index=True), show_progress=False, **fit_kwargs
                 )
             row["update_seconds"] = time.perf_counter() - t

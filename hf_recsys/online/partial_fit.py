@@ -13,6 +13,8 @@ The shared steps live here and every family adds one hook, ``_partial_fit(new, *
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from typing import Any
 
@@ -166,18 +168,21 @@ def pad_csr(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     return sp.csr_matrix((m.data, m.indices, indptr), shape=shape)
 
 
-def merge_seen(seen: sp.csr_matrix | None, inter: Interactions) -> sp.csr_matrix:
+def merge_seen(seen: sp.csr_matrix | None, inter: Interactions, return_pairs: bool = False):
     """The seen-items matrix grown to the new vocabulary sizes, with the new pairs added (binary, float32, sorted
     indices): the pairs not seen before are spliced into the index array at once (only the touched rows' old
-    entries are searched), one pass over the old indices and no sparse sum."""
+    entries are searched), one pass over the old indices and no sparse sum. With ``return_pairs``, also the
+    ``(user_idx, item_idx)`` arrays of the pairs that were not seen before (each once), or ``None`` where the old
+    matrix was not in canonical form (then they are not found on the way)."""
     if seen is None or not seen.has_canonical_format:
         new = inter.to_csr("binary")
         if seen is None:
-            return new
+            return (new, None) if return_pairs else new
         out = (pad_csr(seen, new.shape) + new).tocsr()
         out.data[:] = 1
         out.sort_indices()
-        return out.astype(np.float32, copy=False)
+        out = out.astype(np.float32, copy=False)
+        return (out, None) if return_pairs else out
     n_users, n_items = inter.num_users, inter.num_items
     known = inter.known()
     keys = np.unique(known.user_idx * n_items + known.item_idx)  # the new pairs by (row, column), once each
@@ -194,7 +199,7 @@ def merge_seen(seen: sp.csr_matrix | None, inter: Interactions) -> sp.csr_matrix
     indptr[1:] += np.cumsum(np.bincount(rows, minlength=n_users))
     out = sp.csr_matrix((np.ones(nnz, dtype=np.float32), indices, indptr.astype(dtype)), shape=(n_users, n_items))
     out.has_canonical_format = True
-    return out
+    return (out, (rows, cols)) if return_pairs else out
 
 
 def _unseen_pairs(indices: np.ndarray, indptr: np.ndarray, keys: np.ndarray, n_items: int):
@@ -250,6 +255,12 @@ def _pandas_column(col: Any) -> pa.Array:
     return pa.array(col)
 
 
+@functools.cache
+def _takes_new_pairs(cls: type) -> bool:
+    """Whether ``cls._partial_fit`` declares a ``new_pairs`` parameter (looked up once per class)."""
+    return "new_pairs" in inspect.signature(cls._partial_fit).parameters
+
+
 def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
     """Update ``model`` in place with the new interactions ``data`` and return it (``model.partial_fit``).
 
@@ -269,7 +280,9 @@ def partial_fit(model, data: Any, show_progress: bool = False, **options: Any):
     before = (model.user_vocab, model.item_vocab, model.seen_items)
     try:
         inter = grow_and_encode(model, data)
-        model.seen_items = merge_seen(before[2], inter)
+        model.seen_items, pairs = merge_seen(before[2], inter, return_pairs=True)
+        if pairs is not None and _takes_new_pairs(type(model)):
+            options = {**options, "new_pairs": pairs}  # a hook that reads the pairs new to seen_items gets them
         model._partial_fit(inter, seen_before=before[2], show_progress=show_progress, **options)
     except BaseException:  # the family refused (e.g. no content for new items): the vocabularies stay as they were
         model.set_vocabs(*before[:2])

@@ -72,6 +72,21 @@ def test_prequential_protocol_and_exact_updates_match_refits():
     assert "| chunk | start |" in result.to_markdown()
 
 
+def test_refits_come_from_make_refit_model():
+    """``make_refit_model`` builds every refit; the warm-up fit (so the updated model) comes from ``make_model``."""
+    made = {"model": 0, "refit": 0}
+
+    def factory(kind):
+        def make():
+            made[kind] += 1
+            return MostPopularModel(MostPopularConfig())
+
+        return make
+
+    streaming_evaluation(factory("model"), _log(), num_chunks=3, ks=(5,), make_refit_model=factory("refit"))
+    assert made == {"model": 1, "refit": 3}
+
+
 def test_ease_partial_fit_tracks_refit_in_the_stream():
     from hf_recsys_classic import EASEConfig, EASEModel
 

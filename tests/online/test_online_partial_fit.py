@@ -238,8 +238,10 @@ def test_merge_seen_equals_the_sparse_sum():
         want = (pad_csr(seen, new.shape) + new).tocsr()
         want.data[:] = 1
         want.sort_indices()
-        got = merge_seen(seen.astype(np.float32), inter)
+        got, pairs = merge_seen(seen.astype(np.float32), inter, return_pairs=True)
         assert got.shape == want.shape and got.dtype == np.float32 and got.has_canonical_format
+        added = want - pad_csr(seen, new.shape)  # the pairs new to seen, each once
+        assert sorted(zip(*pairs)) == sorted(zip(*added.nonzero()))
         np.testing.assert_array_equal(got.indptr, want.indptr)
         np.testing.assert_array_equal(got.indices, want.indices)
         np.testing.assert_array_equal(got.data, want.data)

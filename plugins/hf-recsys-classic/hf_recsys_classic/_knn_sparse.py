@@ -47,7 +47,9 @@ def _offer(hv, hi, filled, v, j):
 
 
 @njit(cache=True, nogil=True)
-def _rows(lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val):
+def _rows(
+    lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val, counts, store
+):
     n_right = len(rnorm)
     acc = np.zeros(n_right, dtype=np.float32)
     seen = np.zeros(n_right, dtype=np.bool_)
@@ -70,6 +72,10 @@ def _rows(lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, sh
             j = cand[t]
             v = acc[j]
             acc[j], seen[j] = 0.0, False
+            if store == 1:  # raw dot products of binary rows: the counts themselves
+                counts[r, j] = int(v + 0.5)
+            elif store == 2:  # of unit rows: scaled back by the norms
+                counts[r, j] = int(v * lnorm[r] * rnorm[j] + 0.5)
             if exclude_self and j == r:
                 continue
             if divide:
@@ -82,18 +88,36 @@ def _rows(lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, sh
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _all_rows(lp, li, ld, rp, ri, rd, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val, n_parts):
+def _all_rows(
+    lp, li, ld, rp, ri, rd, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val, n_parts, counts, store
+):
     n = len(lp) - 1
     for part in prange(n_parts):
         start, stop = part * n // n_parts, (part + 1) * n // n_parts
-        _rows(lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val)
+        _rows(
+            lp, li, ld, rp, ri, rd, start, stop, k, exclude_self, lnorm, rnorm, shrink, divide, out_idx, out_val,
+            counts, store,
+        )  # fmt: skip
 
 
-def sparse_top_k(left, right_t, k: int, exclude_self: bool, left_norm, right_norm, shrink: float, divide: bool):
+def sparse_top_k(
+    left,
+    right_t,
+    k: int,
+    exclude_self: bool,
+    left_norm,
+    right_norm,
+    shrink: float,
+    divide: bool,
+    counts: np.ndarray | None = None,
+    unit_rows: bool = False,
+):
     """Top-``k`` positive similarities of each row of ``left`` (CSR, ``(n, d)``) to the rows of the matrix whose
     transpose is ``right_t`` (CSR, ``(d, m)``): ``<a, b>``, divided by ``|a| |b| + shrink`` when ``divide``; a row's
     similarity to the right row of the same index is left out with ``exclude_self``. Runs on torch's number of
-    threads.
+    threads. ``counts`` (an integer ``(>= n, >= m)`` array of zeros), when given, receives every co-occurring pair's
+    dot product of the binary rows before any weighting, rounded: ``<a, b>`` itself, or, with ``unit_rows`` (the
+    rows were divided by ``left_norm`` / ``right_norm``), ``<a, b> |a| |b|``.
 
     Returns:
         ``(indices, values)``, LongTensor and FloatTensor ``(n, k)``, best first; slots without a positive
@@ -115,6 +139,7 @@ def sparse_top_k(left, right_t, k: int, exclude_self: bool, left_norm, right_nor
             right_t.indptr.astype(np.int64), right_t.indices.astype(np.int64), right_t.data.astype(np.float32),
             k, bool(exclude_self), np.asarray(left_norm, np.float32), np.asarray(right_norm, np.float32),
             np.float32(shrink), bool(divide), out_idx, out_val, max(1, min(n, 16 * threads)),
+            np.zeros((1, 1), np.int32) if counts is None else counts, 0 if counts is None else 1 + bool(unit_rows),
         )  # fmt: skip
     finally:
         numba.set_num_threads(previous)

@@ -94,6 +94,7 @@ def knn_prune(
     show_progress: bool = False,
     desc: str = "similarities",
     kernel: str = "auto",
+    counts: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` neighbours (in ``right``'s rows) of every row of ``left`` under cosine (or dot) similarity.
 
@@ -104,7 +105,9 @@ def knn_prune(
     ``torch.topk`` per block), so memory stays at ``block_size x len(right)``; ``"auto"`` the numba loops when numba
     is installed and the co-occurrences are fewer than the dense products' multiplications (on ml-latest-small's
     items: 61M against 980M), else the torch path. Both give the same values (tied neighbours may come in another
-    order).
+    order). ``counts`` (binary rows, ``left`` is ``right``: an integer array of zeros, at least ``(n, n)``) receives
+    the co-occurrence counts ``<a, b>`` of every pair, as :func:`knn_count_update` keeps them (the numba loops,
+    whatever ``kernel`` says).
 
     Returns:
         ``(indices, values)``: LongTensor and FloatTensor of shape ``(len(left), k)``, best first; slots without a
@@ -122,11 +125,14 @@ def knn_prune(
         left = sp.diags(1.0 / np.maximum(left_norm, 1e-12)) @ left
         right = sp.diags(1.0 / np.maximum(right_norm, 1e-12)) @ right
     divide = normalize and shrink > 0
-    if _use_sparse_knn(kernel, left, right):
+    if counts is not None or _use_sparse_knn(kernel, left, right):
         from hf_recsys_classic import _knn_sparse  # imported where used: looking up one family imports only it
 
         right_t = right.T.tocsr()
-        return _knn_sparse.sparse_top_k(left, right_t, k, exclude_self, left_norm, right_norm, shrink, divide)
+        unit = normalize and shrink == 0
+        return _knn_sparse.sparse_top_k(
+            left, right_t, k, exclude_self, left_norm, right_norm, shrink, divide, counts=counts, unit_rows=unit
+        )
     dense_ok = right.shape[0] * right.shape[1] <= DENSE_BUDGET
     if dense_ok:  # column slabs of right^T small enough to stay in cache while a block of rows streams over them
         right_t = right.T.toarray()
@@ -386,12 +392,41 @@ def knn_prune_update(
 class NeighbourUpdateMixin:
     """What ItemKNN and UserKNN share for exact incremental updates: each row's neighbour list is built
     ``k + ceil(update_reserve * k)`` deep and kept in memory with its bound (not saved: after loading, the saved
-    top ``k`` lists are the start), so that :func:`knn_prune_update` can let neighbours drop out of a list before
-    the row needs a full recomputation; the model's ``neighbor_ids`` / ``neighbor_sims`` are the top ``k``."""
+    top ``k`` lists are the start), so that an update can let neighbours drop out of a list before the row needs a
+    full recomputation; the model's ``neighbor_ids`` / ``neighbor_sims`` are the top ``k``. With ``update_cache``
+    the fit also keeps the dense co-occurrence counts of its rows, and updates run :func:`knn_count_update` (only
+    the new pairs' work); otherwise :func:`knn_prune_update` (the touched rows' similarities by a sparse product)."""
 
     def _neighbour_depth(self) -> int:
         cfg = self.config
         return cfg.k + int(np.ceil(getattr(cfg, "update_reserve", 0.0) * cfg.k))
+
+    def _keeps_counts(self) -> bool:
+        cfg = self.config
+        return bool(getattr(cfg, "update_cache", False)) and cfg.weighting == "none" and cfg.k > 0
+
+    def _build_neighbour_lists(self, weighted: sp.csr_matrix, show_progress: bool, desc: str) -> None:
+        """The fit's lists: ``k`` deep with a weighting (updates rebuild them), ``_neighbour_depth()`` without; with
+        ``update_cache`` the co-occurrence counts are kept beside them."""
+        cfg = self.config
+        depth = self._neighbour_depth() if cfg.weighting == "none" else cfg.k
+        if self._keeps_counts():
+            from hf_recsys_classic import _knn_kernel
+
+            if not _knn_kernel.available():
+                raise ImportError(
+                    f'{type(self).__name__}: update_cache=True needs numba: pip install "hf-recsys-classic[fast]".'
+                )
+        counts = _new_counts(weighted.shape[0], weighted.shape[1]) if self._keeps_counts() else None
+        idx, val = knn_prune(
+            weighted, weighted, depth, cfg.shrink, show_progress=show_progress, desc=desc, counts=counts
+        )
+        self._set_neighbour_lists(idx, val)
+        self._count_state = (self.neighbor_ids, counts) if counts is not None and idx.shape[1] else None
+        if self._count_state is not None:  # the update's compiled loops loaded now, not in the first update
+            from hf_recsys_classic import _knn_counts
+
+            _knn_counts.warm_up(counts.dtype)
 
     def _set_neighbour_lists(self, idx: torch.Tensor, val: torch.Tensor, bound: torch.Tensor | None = None) -> None:
         k = min(self.config.k, idx.shape[1])
@@ -401,20 +436,124 @@ class NeighbourUpdateMixin:
             bound = val[:, -1].clone() if val.shape[1] else torch.zeros(len(val))
         self._neighbour_state = (self.neighbor_ids, idx, val, bound)  # valid while neighbor_ids is this tensor
 
-    def _update_neighbour_lists(self, x: sp.csr_matrix, touched: np.ndarray) -> int:
-        """Update the lists after the rows ``touched`` of the (weighted) row matrix ``x`` changed; returns the number
-        of untouched rows that were recomputed in full."""
+    def _update_neighbour_lists(self, rows, touched: np.ndarray, pairs=None, columns=None, shape=None) -> int:
+        """Update the lists after the rows ``touched`` of the binary row matrix changed; returns the number of rows
+        recomputed in full.
+
+        Args:
+            rows: a callable returning the row matrix after the update (CSR; called only where it is needed).
+            touched: the rows that may have changed.
+            pairs: ``(row, column)`` arrays of the pairs added to it (each once, none there before), or ``None``.
+            columns: for the kept counts, a callable returning the rows of the given columns after the update
+                (see :func:`knn_count_update`).
+            shape: the row matrix's shape after the update (with ``pairs`` and ``columns``).
+        """
         state = getattr(self, "_neighbour_state", None)
         if state is not None and state[0] is self.neighbor_ids:
             old = state[1:]
         else:  # after loading (or a table replaced by hand): the saved top-k lists, bounded by their k-th values
             old = (self.neighbor_ids.cpu(), self.neighbor_sims.detach().cpu(), None)
-        cfg = self.config
-        idx, val, bound, recomputed = knn_prune_update(
-            x, cfg.k, cfg.shrink, touched, *old, depth=self._neighbour_depth()
-        )
+        cfg, depth = self.config, self._neighbour_depth()
+        counts_state = getattr(self, "_count_state", None)
+        kept = counts_state is not None and counts_state[0] is self.neighbor_ids
+        if self._keeps_counts() and kept and pairs is not None:
+            counts, (idx, val, bound, recomputed) = knn_count_update(
+                counts_state[1], shape, pairs, columns, cfg.k, cfg.shrink, *old, depth=depth
+            )
+        elif self._keeps_counts():  # no counts yet (after loading): rebuilt with them, at the cost of a refit
+            x = rows()
+            counts = _new_counts(x.shape[0], x.shape[1])
+            idx, val = knn_prune(x, x, depth, cfg.shrink, counts=counts)
+            bound, recomputed = val[:, -1].clone(), x.shape[0]
+        else:
+            counts = None
+            idx, val, bound, recomputed = knn_prune_update(rows(), cfg.k, cfg.shrink, touched, *old, depth=depth)
         self._set_neighbour_lists(idx, val, bound)
+        self._count_state = (self.neighbor_ids, counts) if counts is not None else None
         return recomputed
+
+
+def _count_dtype(n_columns: int):
+    """The integer type of the kept counts: no count exceeds the number of columns."""
+    return np.uint16 if n_columns < np.iinfo(np.uint16).max else np.int32
+
+
+def _new_counts(n: int, n_columns: int, old: np.ndarray | None = None) -> np.ndarray:
+    """A zeroed ``(cap, cap)`` count matrix with room for about 12% more rows than ``n`` (rows joining later land
+    there without a copy), holding ``old`` in its corner."""
+    cap = n + max(64, n // 8)
+    dtype = _count_dtype(n_columns) if old is None else np.promote_types(old.dtype, _count_dtype(n_columns))
+    counts = np.zeros((cap, cap), dtype=dtype)
+    if old is not None:
+        counts[: len(old), : len(old)] = old
+    return counts
+
+
+def new_seen_pairs(before: sp.csr_matrix, after: sp.csr_matrix, users: np.ndarray):
+    """The ``(user, item)`` pairs of the seen-items matrix ``after`` that ``before`` lacks, from the rows ``users``
+    (the users of the new interactions: every other row is the same); ``None`` when a pair of ``before`` is gone."""
+    from hf_recsys.online.partial_fit import pad_csr
+
+    users = np.unique(np.asarray(users, dtype=np.int64))
+    diff = (after[users] - pad_csr(before, after.shape)[users]).tocoo()
+    if (diff.data < 0).any():
+        return None
+    keep = diff.data > 0
+    return users[diff.row[keep]], diff.col[keep].astype(np.int64)
+
+
+def knn_count_update(
+    counts: np.ndarray,
+    shape: tuple[int, int],
+    pairs: tuple[np.ndarray, np.ndarray],
+    columns,
+    k: int,
+    shrink: float,
+    old_idx: torch.Tensor,
+    old_val: torch.Tensor,
+    old_bound: torch.Tensor | None = None,
+    depth: int | None = None,
+):
+    """The neighbour lists of ``knn_prune(x, x, k, shrink)`` for a binary row matrix ``x`` after the ``pairs`` were
+    added to it, from its kept co-occurrence counts (updated in place, or grown into a new array when rows joined
+    past its room): the new pairs' work (each new pair ``(r, c)`` meets the rows of column ``c``) and the merge of
+    the lists that may move; no sparse product and no pass over ``x``. The top ``k`` are exact (ties at the
+    ``k``-th value may keep another of the tied rows than a rebuild does).
+
+    Args:
+        counts: ``<x_a, x_b>`` for every pair of rows before the update, ``(>= n_old, >= n_old)`` integers
+            (:func:`knn_prune`'s ``counts``, or this function's).
+        shape: ``x``'s shape after the update.
+        pairs: ``(rows, columns)`` of the added pairs, each once, none in ``x`` before.
+        columns: a callable taking the sorted distinct columns of ``pairs`` and returning the rows of each after
+            the update, CSR-style ``(ptr, rows)`` (e.g. ``indptr`` / ``indices`` of ``x.T`` restricted to them).
+        k, shrink, old_idx, old_val, old_bound, depth: as :func:`knn_prune_update`.
+
+    Returns:
+        ``(counts, (indices, values, bounds, recomputed))``: the counts after the update and the new ``(n, depth)``
+        lists (best first), their bounds and the number of rows recomputed in full from their counts.
+    """
+    from hf_recsys_classic import _knn_counts  # imported where used: needs numba
+
+    (n, n_columns), n_old = shape, old_idx.shape[0]
+    depth = max(k, min(depth or old_idx.shape[1], n - 1))
+    if n > counts.shape[0] or np.iinfo(counts.dtype).max <= n_columns:
+        counts = _new_counts(n, n_columns, old=counts[:n_old, :n_old])
+    rows, cols = (np.asarray(a, dtype=np.int64) for a in pairs)
+    old_counts = np.zeros(n, dtype=np.int64)
+    old_counts[:n_old] = counts.diagonal()[:n_old]
+    old_norms = np.sqrt(old_counts.astype(np.float32))
+    norms = np.sqrt((old_counts + np.bincount(rows, minlength=n)).astype(np.float32))
+    touched = np.zeros(n, dtype=bool)
+    touched[rows] = True
+    touched[n_old:] = True
+    bound = old_val[:, -1] if old_bound is None else old_bound
+    idx, val, new_bound, recomputed = _knn_counts.update(
+        counts, (rows, cols), columns, max(k, 1), depth, shrink, norms, old_norms, touched,
+        old_idx.numpy(), np.ascontiguousarray(old_val.detach().numpy(), dtype=np.float32),
+        bound.numpy().astype(np.float32),
+    )  # fmt: skip
+    return counts, (torch.from_numpy(idx), torch.from_numpy(val), torch.from_numpy(new_bound), recomputed)
 
 
 def neighbours_to_csr(idx: torch.Tensor, val: torch.Tensor, n_cols: int) -> sp.csr_matrix:
@@ -516,6 +655,8 @@ __all__ = [
     "fitted_matrix",
     "knn_prune",
     "knn_prune_update",
+    "knn_count_update",
+    "new_seen_pairs",
     "NeighbourUpdateMixin",
     "neighbours_to_csr",
     "padded_rows",

@@ -302,3 +302,100 @@ def test_als_exact_solver_after_batching_equals_per_row_solves():
         c = torch.from_numpy(row.data.astype(np.float64))
         a = items.T @ items + (y.T * (c - 1)) @ y + model.config.regularization * torch.eye(4, dtype=torch.float64)
         torch.testing.assert_close(got[u], torch.linalg.solve(a, (y * c[:, None]).sum(0)), rtol=1e-3, atol=1e-4)
+
+
+def _added_pairs(x: sp.csr_matrix, rng, n_new_rows: int, n_pairs: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``x`` grown by ``n_new_rows`` rows and one column, with up to ``n_pairs`` new pairs (none there before)."""
+    n, d = x.shape[0] + n_new_rows, x.shape[1] + 1
+    grown = sp.csr_matrix((x.data, x.indices, np.r_[x.indptr, np.full(n_new_rows, x.indptr[-1])]), shape=(n, d))
+    rows, cols = rng.integers(0, n, n_pairs), rng.integers(0, d, n_pairs)
+    keys = np.unique(rows * d + cols)
+    rows, cols = keys // d, keys % d
+    fresh = np.asarray(grown[rows, cols]).ravel() == 0
+    rows, cols = rows[fresh], cols[fresh]
+    added = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, d))
+    return (grown + added).tocsr(), rows, cols
+
+
+@pytest.mark.parametrize("shrink", [0.0, 2.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_knn_count_update_equals_a_rebuild_on_random_data(seed, shrink):
+    """The kept counts stay ``x x^T`` (the fit's, then each update's); four updates in a row, with rows and a column
+    joining and one update of many pairs; the lists are valid top-k lists of the rebuild's similarities, their
+    bounds hold every row left out, and without a reserve the full recomputation from the counts runs."""
+    pytest.importorskip("numba")
+    from hf_recsys_classic._utils import _new_counts, knn_count_update, knn_prune
+
+    rng = np.random.default_rng(seed)
+    k = 8
+    for depth in (k, 12):
+        x = sp.random(120, 40, density=0.08, random_state=rng, format="csr", data_rvs=np.ones).astype(np.float32)
+        counts = _new_counts(*x.shape)
+        idx, val = knn_prune(x, x, depth, shrink, counts=counts)
+        np.testing.assert_array_equal(counts[:120, :120], (x @ x.T).toarray())
+        bound, redone_total = None, 0
+        for step in range(4):
+            x, rows, cols = _added_pairs(x, rng, n_new_rows=70 if step == 1 else 3, n_pairs=300 if step == 1 else 30)
+            x_t = x.T.tocsr()
+            columns = lambda c, x_t=x_t: (x_t[c].indptr, x_t[c].indices)  # noqa: E731
+            counts, (idx, val, bound, redone) = knn_count_update(
+                counts, x.shape, (rows, cols), columns, k, shrink, idx, val, bound, depth
+            )
+            redone_total += redone
+            n = x.shape[0]
+            np.testing.assert_array_equal(counts[:n, :n], (x @ x.T).toarray())
+            assert not counts[n:].any() and not counts[:, n:].any()  # the room for rows to come stays empty
+            _, want_val = knn_prune(x, x, k, shrink)
+            assert idx.shape == (n, depth)
+            _assert_valid_top_k(idx[:, :k], val[:, :k], want_val, x, shrink)
+            outside = _true_sims(x, shrink)
+            np.put_along_axis(outside, idx.numpy(), -np.inf, axis=1)
+            assert np.all(outside.max(1) <= bound.numpy() + 1e-6)
+        assert counts.shape[0] >= x.shape[0] > 120 + 64  # grown past the first room
+        if depth == k:
+            assert redone_total > 0
+
+
+@pytest.mark.parametrize("as_loaded", [False, True])
+@pytest.mark.parametrize("model_cls", [ItemKNNModel, UserKNNModel])
+def test_knn_update_cache_equals_refit(model_cls, as_loaded):
+    """``update_cache=True``: the update runs from the kept counts (still ``x x^T`` after it) and gives a refit's
+    neighbour values; after loading (no counts kept) the first update rebuilds the counts, the next runs from them."""
+    pytest.importorskip("numba")
+    from hf_recsys_classic import _utils
+
+    log = tiny_log(num_users=60, num_items=40)
+    cfg_cls = ItemKNNConfig if model_cls is ItemKNNModel else UserKNNConfig
+    config = cfg_cls(k=6, shrink=1.0, update_reserve=0.5, update_cache=True)
+    updated = model_cls(config).fit(log, show_progress=False)
+    assert updated._count_state is not None
+    if as_loaded:
+        del updated._count_state, updated._neighbour_state
+    calls = []
+    real = _utils.knn_count_update
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_utils, "knn_count_update", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+        new = partial_fit_log(log)
+        updated.partial_fit(new.iloc[:8])
+        updated.partial_fit(new.iloc[8:])
+    assert len(calls) == (1 if as_loaded else 2)
+    refit = model_cls(cfg_cls(k=6, shrink=1.0))
+    refit.set_vocabs(updated.user_vocab, updated.item_vocab)
+    refit.fit(pd.concat([log, new]), show_progress=False)
+    rows = updated.seen_items.T.tocsr() if model_cls is ItemKNNModel else updated.seen_items
+    _assert_valid_top_k(updated.neighbor_ids, updated.neighbor_sims.detach(), refit.neighbor_sims.detach(), rows, 1.0)
+    n = rows.shape[0]
+    np.testing.assert_array_equal(updated._count_state[1][:n, :n], (rows @ rows.T).toarray())
+
+
+def test_knn_update_cache_options_and_errors(monkeypatch):
+    from hf_recsys_classic import _knn_kernel
+
+    with pytest.raises(TypeError, match="update_cache must be True or False"):
+        ItemKNNConfig(update_cache="yes")
+    weighted = ItemKNNModel(ItemKNNConfig(k=5, weighting="bm25", update_cache=True))
+    weighted.fit(tiny_log(), show_progress=False)
+    assert weighted._count_state is None  # weighted similarities move globally: updates rebuild, no counts kept
+    monkeypatch.setattr(_knn_kernel, "_HAS_NUMBA", False)
+    with pytest.raises(ImportError, match=r"update_cache=True needs numba.*hf-recsys-classic\[fast\]"):
+        UserKNNModel(UserKNNConfig(k=5, update_cache=True)).fit(tiny_log(), show_progress=False)

@@ -9,7 +9,7 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import NeighbourUpdateMixin, knn_prune, neighbours_to_csr, torch_threads, weight_rows
+from .._utils import NeighbourUpdateMixin, neighbours_to_csr, new_seen_pairs, torch_threads, weight_rows
 from .configuration_item_knn import ItemKNNConfig
 
 
@@ -56,11 +56,7 @@ class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
         item_user = interactions.to_csr("binary").T.tocsr()
         weighted = weight_rows(item_user, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
         with torch_threads(num_threads):
-            depth = self._neighbour_depth() if cfg.weighting == "none" else cfg.k  # the reserve serves partial_fit
-            idx, val = knn_prune(
-                weighted, weighted, depth, cfg.shrink, show_progress=show_progress, desc="ItemKNN similarities"
-            )
-        self._set_neighbour_lists(idx, val)
+            self._build_neighbour_lists(weighted, show_progress, "ItemKNN similarities")
         self._sim_cache = None
 
     def similarity_matrix(self) -> sp.csr_matrix:
@@ -71,10 +67,14 @@ class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
             self._sim_cache = (key, sim)
         return self._sim_cache[1]
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+    def _partial_fit(
+        self, interactions: Interactions, seen_before=None, show_progress: bool = False, new_pairs=None
+    ) -> None:
         """``partial_fit``, exact. With ``weighting="none"`` only the touched items' vectors (and norms) change, so
-        only their similarities move: :func:`knn_prune_update` recomputes those with one sparse product and merges
-        them into the other items' kept neighbour lists, recomputing in full the rows the merge cannot prove exact.
+        only their similarities move: with ``update_cache``, :func:`knn_count_update` adds the new pairs to the kept
+        co-occurrence counts and rebuilds the lists that may move from them; otherwise :func:`knn_prune_update`
+        recomputes the touched items' similarities with one sparse product and merges them into the other items'
+        kept neighbour lists. Both recompute in full the rows they cannot prove exact.
         ``"tfidf"`` / ``"bm25"`` weight every pair by global statistics (the number of items, each user's count, the
         mean length) that move with every update, so every similarity can change: those rebuild them from the
         seen items (the cost of a refit, without re-reading the old log)."""
@@ -83,7 +83,17 @@ class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
         cfg = self.config
         if cfg.weighting != "none":
             return self._fit(seen_interactions(self), show_progress=show_progress)
-        self._update_neighbour_lists(self.seen_items.T.tocsr(), np.unique(interactions.item_idx))
+        seen = self.seen_items
+        pairs = new_pairs
+        if pairs is None and seen_before is not None:
+            pairs = new_seen_pairs(seen_before, seen, interactions.user_idx)
+        self._update_neighbour_lists(
+            lambda: seen.T.tocsr(),
+            np.unique(interactions.item_idx),
+            pairs=None if pairs is None else pairs[::-1],  # (item, user): the items are the rows
+            columns=lambda users: (lambda sub: (sub.indptr, sub.indices))(seen[users]),
+            shape=seen.shape[::-1],
+        )
         self._sim_cache = None
 
     def score_histories(self, histories: sp.csr_matrix) -> torch.Tensor:
@@ -100,6 +110,13 @@ class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
     def item_similarity(self, item_idx: torch.LongTensor) -> torch.Tensor:
         rows = self.similarity_matrix()[item_idx.cpu().numpy()]
         return torch.from_numpy(np.asarray(rows.toarray(), dtype=np.float32)).to(self.device)
+
+
+def _rows_of(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rows`` of a CSR matrix as ``(ptr, columns)``: here the items of the given users (the users' columns of
+    the item x user matrix)."""
+    sub = m[rows]
+    return sub.indptr, sub.indices
 
 
 __all__ = ["ItemKNNModel", "ItemKNNPreTrainedModel"]

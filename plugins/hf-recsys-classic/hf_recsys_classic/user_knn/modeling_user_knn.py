@@ -9,7 +9,14 @@ from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import NeighbourUpdateMixin, knn_prune, neighbours_to_csr, torch_threads, weight_rows
+from .._utils import (
+    NeighbourUpdateMixin,
+    knn_prune,
+    neighbours_to_csr,
+    new_seen_pairs,
+    torch_threads,
+    weight_rows,
+)
 from .configuration_user_knn import UserKNNConfig
 
 
@@ -57,16 +64,15 @@ class UserKNNModel(NeighbourUpdateMixin, UserKNNPreTrainedModel):
         ``num_threads=1`` is the choice when other jobs share the cores (``benchmarks/classic/speed_bpr_knn.md``)."""
         weighted = self._weighted(interactions.to_csr("binary"))
         with torch_threads(num_threads):
-            depth = self._neighbour_depth() if self.config.weighting == "none" else self.config.k  # for partial_fit
-            idx, val = knn_prune(
-                weighted, weighted, depth, self.config.shrink, show_progress=show_progress, desc="UserKNN"
-            )
-        self._set_neighbour_lists(idx, val)
+            self._build_neighbour_lists(weighted, show_progress, "UserKNN")
 
-    def _partial_fit(self, interactions: Interactions, seen_before=None, show_progress: bool = False) -> None:
+    def _partial_fit(
+        self, interactions: Interactions, seen_before=None, show_progress: bool = False, new_pairs=None
+    ) -> None:
         """``partial_fit``, exact. With ``weighting="none"`` only the touched users' rows change: their similarities
-        are recomputed and merged into the other users' kept lists (:func:`knn_prune_update`, which recomputes in
-        full the rows the merge cannot prove exact). ``"tfidf"`` / ``"bm25"`` weights depend on global statistics
+        are recomputed and merged into the other users' kept lists (from the kept co-occurrence counts with
+        ``update_cache``: :func:`knn_count_update`; else :func:`knn_prune_update`), the rows that cannot be proved
+        exact recomputed in full. ``"tfidf"`` / ``"bm25"`` weights depend on global statistics
         (the number of users, each item's count, the mean length) that move with every update: those rebuild the
         similarities from the seen items (the cost of a refit, without re-reading the old log)."""
         from hf_recsys.online import seen_interactions
@@ -74,7 +80,23 @@ class UserKNNModel(NeighbourUpdateMixin, UserKNNPreTrainedModel):
         cfg = self.config
         if cfg.weighting != "none":
             return self._fit(seen_interactions(self), show_progress=show_progress)
-        self._update_neighbour_lists(self.seen_items, np.unique(interactions.user_idx))
+        seen = self.seen_items
+
+        def columns(items: np.ndarray):  # the kept-counts path only (numba)
+            from hf_recsys_classic import _knn_counts
+
+            return _knn_counts.column_rows(seen, items)
+
+        pairs = new_pairs
+        if pairs is None and seen_before is not None:
+            pairs = new_seen_pairs(seen_before, seen, interactions.user_idx)
+        self._update_neighbour_lists(
+            lambda: seen,
+            np.unique(interactions.user_idx),
+            pairs=pairs,
+            columns=columns,
+            shape=seen.shape,
+        )
 
     def _training_matrix(self) -> sp.csr_matrix:
         if self.seen_items is None:
