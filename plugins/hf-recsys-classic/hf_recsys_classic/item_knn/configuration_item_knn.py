@@ -18,8 +18,9 @@ class NeighbourhoodConfig(RecConfig):
         bm25_k1, bm25_b: BM25 parameters.
         update_reserve: extra neighbours per row kept in memory, as a fraction of ``k`` (``0.5``: ``1.5 k`` in all),
             so that ``partial_fit`` can prove more rows' top ``k`` exact without recomputing them. Set it (``0.5``)
-            on a model meant for online updates: its fits then cost about 1.4x more (deeper lists; ItemKNN on
-            ml-latest-small, k=50: 1.2-1.4 s vs 0.8-0.9 s), and its updates need far fewer exact recomputations.
+            on a model meant for online updates: its fits then cost a little more (deeper lists; ItemKNN on
+            ml-latest-small, k=50, shrink=10, one thread: 0.73-0.76 s vs 0.66-0.75 s; 1.4x with the older block
+            fit), and its updates need far fewer exact recomputations.
             ``0`` (the default): ``k`` lists, the fastest fit; updates stay exact. Not saved: a loaded model starts
             from its ``k`` lists.
         update_cache: keep the dense co-occurrence counts of the compared rows in memory (``weighting="none"``
