@@ -35,30 +35,9 @@ def _sim(c, a, b, shrink):
 
 @njit(cache=True, nogil=True)
 def _part(
-    counts,
-    start,
-    stop,
-    n_old,
-    k,
-    shrink,
-    rc_ptr,
-    rc_slots,
-    c_ptr,
-    c_rows,
-    nr_ptr,
-    nr_slots,
-    nc_ptr,
-    nc_rows,
-    norms,
-    old_norms,
-    touched,
-    idx,
-    val,
-    bound,
-    out_idx,
-    out_val,
-    out_bound,
-):
+    counts, start, stop, n_old, k, shrink, rc_ptr, rc_slots, c_ptr, c_rows, nr_ptr, nr_slots, nc_ptr, nc_rows, norms,
+    old_norms, touched, idx, val, bound, out_idx, out_val, out_bound,
+):  # fmt: skip
     """Rows ``start .. stop``: each row's counts, then its list (see :func:`update`)."""
     n = len(norms)
     width, depth = idx.shape[1], out_idx.shape[1]
@@ -177,29 +156,9 @@ def _part(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _all(
-    counts,
-    n_old,
-    k,
-    shrink,
-    rc_ptr,
-    rc_slots,
-    c_ptr,
-    c_rows,
-    nr_ptr,
-    nr_slots,
-    nc_ptr,
-    nc_rows,
-    norms,
-    old_norms,
-    touched,
-    idx,
-    val,
-    bound,
-    out_idx,
-    out_val,
-    out_bound,
-    n_parts,
-):
+    counts, n_old, k, shrink, rc_ptr, rc_slots, c_ptr, c_rows, nr_ptr, nr_slots, nc_ptr, nc_rows, norms, old_norms,
+    touched, idx, val, bound, out_idx, out_val, out_bound, n_parts,
+):  # fmt: skip
     n = len(norms)
     redone = np.zeros(n_parts, dtype=np.int64)
     for part in prange(n_parts):

@@ -464,12 +464,12 @@ class NeighbourUpdateMixin:
             x = rows()
             counts = _new_counts(x.shape[0], x.shape[1])
             idx, val = knn_prune(x, x, depth, cfg.shrink, counts=counts)
-            bound, recomputed = val[:, -1].clone(), x.shape[0]
+            bound, recomputed = None, x.shape[0]
         else:
             counts = None
             idx, val, bound, recomputed = knn_prune_update(rows(), cfg.k, cfg.shrink, touched, *old, depth=depth)
         self._set_neighbour_lists(idx, val, bound)
-        self._count_state = (self.neighbor_ids, counts) if counts is not None else None
+        self._count_state = (self.neighbor_ids, counts) if counts is not None and idx.shape[1] else None
         return recomputed
 
 
