@@ -101,8 +101,10 @@ def cmd_models_describe(args: argparse.Namespace) -> int:
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .data.arrays import unique
+
     ds = _load(args.path, args)
-    users, items = np.unique(ds["user_id"]), np.unique(ds["item_id"])
+    users, items = unique(ds["user_id"]), unique(ds["item_id"])
     n = len(ds)
     print(f"source:        {args.path}")
     print(f"columns:       {', '.join(ds.column_names)}")

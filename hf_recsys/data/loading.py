@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrays import unique
 from .views import CANONICAL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -1012,7 +1013,7 @@ def _concat_lists(a: pa.Array, b: pa.Array) -> pa.Array:
     keep = np.ones(len(parent), dtype=bool)
     if len(rows):
         later = np.ones(len(rows), dtype=bool)
-        later[np.unique(group, return_index=True)[1]] = False
+        later[unique(group, return_index=True)[1]] = False
         keep[rows[later]] = False
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(parent[keep], minlength=n), out=offsets[1:])

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrays import unique
 from .loading import _to_dataset
 
 logger = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def _log_cold_test_users(table: pa.Table, label: np.ndarray) -> None:
     users, num_users = dense_codes(table.column("user_id"))
     in_train = np.zeros(num_users, dtype=bool)
     in_train[users[label == _TRAIN]] = True
-    test_users = np.unique(users[label == _TEST])
+    test_users = unique(users[label == _TEST])
     cold = int((~in_train[test_users]).sum())
     if cold:
         logger.info("%d of %d test user(s) have no train interactions (cold users).", cold, len(test_users))

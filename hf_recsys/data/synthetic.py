@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .arrays import unique
+
 logger = logging.getLogger(__name__)
 
 _WORDS = {
@@ -141,7 +143,7 @@ def _dedupe(rng, user, item, taste, probs, num_items, num_users) -> np.ndarray:
         if len(dup_rows) == 0:
             return item
         first = np.zeros(len(dup_rows), dtype=bool)
-        first[np.unique(group, return_index=True)[1]] = True  # rows ascend: a group's first row keeps its item
+        first[unique(group, return_index=True)[1]] = True  # rows ascend: a group's first row keeps its item
         redo = rows[dup_rows[~first]]
         if round_ < 4:
             item[redo] = _draw_items(rng, taste, tempered, redo)

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from .arrays import unique
 from .vocab import IdVocab
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Interactions:
         if values == "rating":
             # keep the last rating of a repeated (user, item) pair rather than summing ratings
             key = known.user_idx * max(self.num_items, 1) + known.item_idx
-            _, last = np.unique(key[::-1], return_index=True)
+            _, last = unique(key[::-1], return_index=True)
             last = len(key) - 1 - last
             data, rows, cols = known.rating[last], known.user_idx[last], known.item_idx[last]
         else:

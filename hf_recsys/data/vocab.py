@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrays import unique
+
 VOCAB_FILE = "id_vocab.json"
 
 
@@ -209,7 +211,7 @@ class IdVocab:
         unseen = idx < 0
         if not unseen.any():
             return self, idx
-        uniq, first, inverse = np.unique(vals[unseen], return_index=True, return_inverse=True)
+        uniq, first, inverse = unique(vals[unseen], return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")  # the unseen ids in the order they first occur
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
+from ..data.arrays import unique
 from ..data.views import Interactions, _column, encode_interactions
 from .metrics import check_ks, check_metrics, ranking_metrics_from_hits, rating_errors
 
@@ -193,9 +194,9 @@ def _encode_test(model: Any, test: Any) -> _Targets:
             ratings = rating_col.to_numpy(zero_copy_only=False).astype(np.float64)
     known_user = u >= 0
     width = int(codes.max()) + 1 if len(codes) else 1
-    pairs = np.unique(u[known_user] * width + codes[known_user])
+    pairs = unique(u[known_user] * width + codes[known_user])
     pair_user, pair_code = pairs // width, pairs % width
-    users, row = np.unique(pair_user, return_inverse=True)
+    users, row = unique(pair_user, return_inverse=True)
     known = pair_code < num_items
     relevant = sp.csr_matrix(
         (np.ones(known.sum(), np.float32), (row[known], pair_code[known])), shape=(len(users), num_items)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.arrays import unique
+
 RANKING_METRICS = ("hit_rate", "precision", "recall", "ndcg", "map", "mrr")
 CATALOGUE_METRICS = ("coverage",)
 RATING_METRICS = ("rmse", "mae")
@@ -148,11 +150,11 @@ def hits_from_lists(
     p_rows = np.repeat(np.arange(n), p_len)
     p_cols = np.arange(len(p_flat)) - np.repeat(np.cumsum(p_len) - p_len, p_len)
     n_codes = int(codes.max()) + 1 if len(codes) else 1
-    r_keys = np.unique(np.repeat(np.arange(n), r_len) * n_codes + r_codes)
+    r_keys = unique(np.repeat(np.arange(n), r_len) * n_codes + r_codes)
     p_keys = p_rows * n_codes + p_codes
     # the first occurrence of an id in a list counts; later repeats are not retrieved again
     first = np.zeros(len(p_keys), dtype=bool)
-    first[np.unique(p_keys, return_index=True)[1]] = True
+    first[unique(p_keys, return_index=True)[1]] = True
     item_codes = np.full((n, width), -1, dtype=np.int64)
     item_codes[p_rows, p_cols] = p_codes
     hits = np.zeros((n, width), dtype=bool)
@@ -212,7 +214,7 @@ def ranking_metrics_from_lists(
     if "coverage" in metrics:
         for k in ks:
             top = codes[:, :k][valid[:, :k]]
-            summary[f"coverage@{k}"] = len(np.unique(top)) / num_items
+            summary[f"coverage@{k}"] = len(unique(top)) / num_items
     return summary, per_user
 
 

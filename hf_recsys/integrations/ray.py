@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.arrays import unique
+
 
 def _import_ray():
     try:
@@ -90,7 +92,7 @@ def recommend_all(
     if not ray.is_initialized():
         ray.init()
     users = pq.read_table(log, columns=[user_column]).column(user_column)
-    first = np.sort(np.unique(pc.index_in(users, pc.unique(users)).to_numpy(), return_index=True)[1])
+    first = np.sort(unique(pc.index_in(users, pc.unique(users)).to_numpy(), return_index=True)[1])
     users = pc.take(users, pa.array(first))  # each user once, in order of first appearance
     table = pa.table({"user_id": users})
     blocks = max(int(num_replicas), -(-len(table) // int(batch_size)))  # at least one block per replica

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 import torch
 
+from ..data.arrays import unique
 from ..data.views import CANONICAL_COLUMNS, Interactions, _column, encode_interactions, rating_and_timestamp
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def merge_seen(seen: sp.csr_matrix | None, inter: Interactions, return_pairs: bo
         return (out, None) if return_pairs else out
     n_users, n_items = inter.num_users, inter.num_items
     known = inter.known()
-    keys = np.unique(known.user_idx * n_items + known.item_idx)  # the new pairs by (row, column), once each
+    keys = unique(known.user_idx * n_items + known.item_idx)  # the new pairs by (row, column), once each
     indptr = np.full(n_users + 1, seen.indptr[-1], dtype=np.int64)
     indptr[: len(seen.indptr)] = seen.indptr
     rows, cols, at = _unseen_pairs(seen.indices, indptr, keys, n_items)
@@ -206,7 +207,7 @@ def _unseen_pairs(indices: np.ndarray, indptr: np.ndarray, keys: np.ndarray, n_i
     """The pairs of ``keys`` (``row * n_items + column``, sorted) that the CSR ``(indices, indptr)`` lacks: their
     rows, columns and positions in ``indices`` (after their row's old entries of smaller columns)."""
     rows = keys // n_items
-    touched = np.unique(rows)
+    touched = unique(rows)
     start, length = indptr[touched], indptr[touched + 1] - indptr[touched]
     first = np.cumsum(length) - length  # each touched row's first entry among the gathered ones
     gathered = np.repeat(start - first, length) + np.arange(int(length.sum()))
@@ -318,9 +319,9 @@ def _replay_pool(old: Interactions, inter: Interactions, replay_from: str) -> In
         return old
     keep = np.zeros(len(old), dtype=bool)
     if replay_from in ("touched_users", "touched"):
-        keep |= np.isin(old.user_idx, np.unique(inter.user_idx))
+        keep |= np.isin(old.user_idx, unique(inter.user_idx))
     if replay_from in ("touched_items", "touched"):
-        keep |= np.isin(old.item_idx, np.unique(inter.item_idx))
+        keep |= np.isin(old.item_idx, unique(inter.item_idx))
     return _take(old, keep)
 
 
@@ -437,7 +438,7 @@ def sequential_partial_fit(model, inter: Interactions, seen_before: sp.csr_matri
     last ``max_sequence_length`` items) placed before their new items, so that training windows and the stored
     histories continue the old sequences; users without new items keep their stored histories."""
     old_hist = model.user_history.detach().clone()
-    touched = np.unique(inter.user_idx)
+    touched = unique(inter.user_idx)
     known = touched[touched < len(old_hist)]
     tokens = old_hist[torch.as_tensor(known)].cpu().numpy()
     rows, cols = np.nonzero(tokens)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.arrays import unique
 from .base import Policy
 
 __all__ = [
@@ -428,7 +429,7 @@ class _LinearModel:
         x = self.features[idx]
         np.add.at(self.A, slots, x[:, :, None] * x[:, None, :])
         np.add.at(self.b, slots, rewards[:, None] * x)
-        touched = np.unique(slots)
+        touched = unique(slots)
         self.A_inv[touched] = np.linalg.inv(self.A[touched])
         self.theta[touched] = np.einsum("nde,ne->nd", self.A_inv[touched], self.b[touched])
 

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..data.arrays import unique
+
 __all__ = ["Policy", "Slates", "check_rewards"]
 
 
@@ -161,7 +163,7 @@ class Policy:
         self.item_ids = np.asarray(items)
         if self.item_ids.ndim != 1 or len(self.item_ids) == 0:
             raise ValueError("items must be a non-empty 1-d list of candidate item ids.")
-        if len(np.unique(self.item_ids)) != len(self.item_ids):
+        if len(unique(self.item_ids)) != len(self.item_ids):
             raise ValueError("items lists some item id more than once: each candidate must appear once.")
         self._position = {item: j for j, item in enumerate(self.item_ids.tolist())}
         self.model = model

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ..data.arrays import unique
 from .base import Policy, check_rewards
 
 __all__ = [
@@ -452,7 +453,7 @@ def _target_propensities(policy: Policy, users: np.ndarray, items: np.ndarray) -
 
 def _reward_terms(q: Callable, policy: Policy | None, users: np.ndarray, items: np.ndarray):
     """``q_logged (n, k)`` and, for single-item logs with a target policy, ``q_target (n,)``."""
-    every = np.unique(np.concatenate([items.reshape(-1), [] if policy is None else policy.item_ids]))
+    every = unique(np.concatenate([items.reshape(-1), [] if policy is None else policy.item_ids]))
     position = {item: j for j, item in enumerate(every.tolist())}
     q_all = np.asarray(q(users, every), dtype=np.float64)
     if q_all.shape != (len(users), len(every)):

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..configuration_utils import check_positive
+from ..data.arrays import unique
 from ..data.views import Interactions
 from ..modeling_utils import RecommenderOutput
 from ..models.sequential.configuration_sequential import CausalSequentialConfig
@@ -160,8 +161,8 @@ class LoggedSlates:
             raise ValueError("a logged slate has rows of different users.")
         session = first["session_id"].to_numpy() if "session_id" in extra else first["slate_id"].to_numpy()
         step = first["step"].to_numpy().astype(np.int64) if "step" in extra else np.zeros(len(first), np.int64)
-        session = np.unique(session, return_inverse=True)[1].reshape(-1)
-        if (step < 0).any() or len(np.unique(session * (int(step.max()) + 1) + step)) != len(step):
+        session = unique(session, return_inverse=True)[1].reshape(-1)
+        if (step < 0).any() or len(unique(session * (int(step.max()) + 1) + step)) != len(step):
             raise ValueError("the log's steps must be >= 0 and each (session_id, step) must hold one slate.")
         users = user_vocab.encode(list(x.users))
         items = item_vocab.encode(list(x.items.reshape(-1))).reshape(x.items.shape)

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..data.arrays import unique
 from .embeddings import RetrievalEmbeddings
 from .index import FaissIndex
 
@@ -84,7 +85,7 @@ class ModelIndex:
 
 
 def probe(vectors: np.ndarray, num: int = PROBE_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.unique(np.linspace(0, len(vectors) - 1, num=min(num, len(vectors))).astype(np.int64))
+    rows = unique(np.linspace(0, len(vectors) - 1, num=min(num, len(vectors))).astype(np.int64))
     return rows, vectors[rows].copy()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.arrays import unique
 from ..policies.reinforce import session_tokens
 
 
@@ -39,7 +40,7 @@ class SessionState:
         (``(n, T)`` model item indices, ``-1`` for none)."""
         if self.original is None:
             return
-        if len(np.unique(user_idx)) != len(user_idx):
+        if len(unique(user_idx)) != len(user_idx):
             raise ValueError("a sequential model holds one state per user: run one session per user at a time.")
         idx = torch.as_tensor(user_idx, device=self.original.device)
         length = self.original.shape[1]

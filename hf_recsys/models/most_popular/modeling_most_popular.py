@@ -7,6 +7,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ...data.arrays import unique
 from ...data.views import Interactions
 from ...modeling_utils import RecPreTrainedModel
 from .configuration_most_popular import MostPopularConfig
@@ -88,7 +89,7 @@ class MostPopularModel(MostPopularPreTrainedModel):
             weights = weights * 0.5 ** ((now - inter.timestamp) / 86400.0 / cfg.half_life_days)
         if cfg.weighting == "users":  # one count per pair not seen before
             key = inter.user_idx * inter.num_items + inter.item_idx
-            _, first = np.unique(key, return_index=True)
+            _, first = unique(key, return_index=True)
             coo = seen_before.tocoo()
             first = first[~np.isin(key[first], coo.row.astype(np.int64) * inter.num_items + coo.col)]
             inter_items, weights = inter.item_idx[first], weights[first]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from hf_recsys.data.arrays import unique
 from numba import njit, prange
 
 from ._knn_sparse import _offer
@@ -236,7 +237,7 @@ def update(counts, pairs, columns, k, depth, shrink, norms, old_norms, touched, 
 
     n = len(norms)
     rows, cols = (np.asarray(a, dtype=np.int64) for a in pairs)
-    used, slots = np.unique(cols, return_inverse=True)
+    used, slots = unique(cols, return_inverse=True)
     c_ptr, c_rows = (np.asarray(a, dtype=np.int64) for a in columns(used))
     if len(c_ptr) != len(used) + 1:
         raise ValueError(f"update: {len(c_ptr) - 1} columns given for the pairs' {len(used)}.")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions
 from hf_recsys.training.engine import EngineTrainedMixin, torch_threads
 from tqdm.auto import tqdm
@@ -405,6 +406,14 @@ class NeighbourUpdateMixin:
         cfg = self.config
         return bool(getattr(cfg, "update_cache", False)) and cfg.weighting == "none" and cfg.k > 0
 
+    def _added_pairs(self, new_pairs, seen_before: sp.csr_matrix | None, users: np.ndarray):
+        """The ``(user, item)`` pairs an update added to ``seen_items``: ``new_pairs`` where ``partial_fit`` found
+        them, else the difference from ``seen_before`` over the rows ``users`` (:func:`new_seen_pairs`); ``None``
+        when neither tells."""
+        if new_pairs is not None or seen_before is None:
+            return new_pairs
+        return new_seen_pairs(seen_before, self.seen_items, users)
+
     def _build_neighbour_lists(self, weighted: sp.csr_matrix, show_progress: bool, desc: str) -> None:
         """The fit's lists: ``k`` deep with a weighting (updates rebuild them), ``_neighbour_depth()`` without; with
         ``update_cache`` the co-occurrence counts are kept beside them."""
@@ -494,7 +503,7 @@ def new_seen_pairs(before: sp.csr_matrix, after: sp.csr_matrix, users: np.ndarra
     (the users of the new interactions: every other row is the same); ``None`` when a pair of ``before`` is gone."""
     from hf_recsys.online.partial_fit import pad_csr
 
-    users = np.unique(np.asarray(users, dtype=np.int64))
+    users = unique(np.asarray(users, dtype=np.int64))
     diff = (after[users] - pad_csr(before, after.shape)[users]).tocoo()
     if (diff.data < 0).any():
         return None

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from hf_recsys.auto import AutoModelForRecommendation
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import build_vocabs, encode_interactions
 from hf_recsys.evaluation.metrics import ranking_metrics_from_hits
 from hf_recsys.modeling_utils import NotFittedError, RecPreTrainedModel
@@ -320,11 +321,11 @@ class FusionPreTrainedModel(RecPreTrainedModel):
         inter = encode_interactions(
             validation, self.user_vocab, self.item_vocab, unknown_users="drop", unknown_items="mask"
         )
-        users, row = np.unique(inter.user_idx, return_inverse=True)
+        users, row = unique(inter.user_idx, return_inverse=True)
         n = self.config.num_items
         codes = np.where(inter.item_idx >= 0, inter.item_idx, n + np.arange(len(inter.item_idx)))  # unknown: a miss
         width = n + len(codes)
-        pairs = np.unique(row.astype(np.int64) * width + codes)
+        pairs = unique(row.astype(np.int64) * width + codes)
         p_row, p_code = pairs // width, pairs % width
         known = p_code < n
         rel = sp.csr_matrix((np.ones(known.sum(), np.float32), (p_row[known], p_code[known])), shape=(len(users), n))

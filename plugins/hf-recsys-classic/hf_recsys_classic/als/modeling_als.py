@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecommenderOutput, RecPreTrainedModel
 from torch import nn
@@ -197,7 +198,7 @@ class ALSModel(ALSPreTrainedModel):
         The values are the seen items (binary feedback); ``feedback="count"`` / ``"rating"`` need values the model
         keeps only in memory after ``fit`` (``feedback_values``): a loaded model refuses with a clear error."""
         values = self._updated_feedback(interactions)
-        users, items = np.unique(interactions.user_idx), np.unique(interactions.known().item_idx)
+        users, items = unique(interactions.user_idx), unique(interactions.known().item_idx)
         self.item_factors = nn.Parameter(_grown(self.item_factors, self.config.num_items), requires_grad=False)
         self.partial_fit_users(users, values[users])
         self.partial_fit_items(items, values.T.tocsr()[items])

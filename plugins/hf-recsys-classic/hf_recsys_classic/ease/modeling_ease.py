@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
@@ -132,7 +133,7 @@ class EASEModel(EASEPreTrainedModel):
         from hf_recsys.online import pad_csr
 
         n = self.config.num_items
-        touched = np.unique(interactions.user_idx)
+        touched = unique(interactions.user_idx)
         new_rows = self.seen_items[touched]
         old_rows = seen_before[touched[touched < seen_before.shape[0]]]
         old_rows = old_rows[np.diff(old_rows.indptr) > 0]

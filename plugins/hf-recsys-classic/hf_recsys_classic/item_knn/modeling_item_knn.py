@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
 
-from .._utils import NeighbourUpdateMixin, neighbours_to_csr, new_seen_pairs, torch_threads, weight_rows
+from .._utils import NeighbourUpdateMixin, neighbours_to_csr, torch_threads, weight_rows
 from .configuration_item_knn import ItemKNNConfig
 
 
@@ -84,14 +85,12 @@ class ItemKNNModel(NeighbourUpdateMixin, ItemKNNPreTrainedModel):
         if cfg.weighting != "none":
             return self._fit(seen_interactions(self), show_progress=show_progress)
         seen = self.seen_items
-        pairs = new_pairs
-        if pairs is None and seen_before is not None:
-            pairs = new_seen_pairs(seen_before, seen, interactions.user_idx)
+        pairs = self._added_pairs(new_pairs, seen_before, interactions.user_idx)
         self._update_neighbour_lists(
             lambda: seen.T.tocsr(),
-            np.unique(interactions.item_idx),
+            unique(interactions.item_idx),
             pairs=None if pairs is None else pairs[::-1],  # (item, user): the items are the rows
-            columns=lambda users: (lambda sub: (sub.indptr, sub.indices))(seen[users]),
+            columns=lambda users: _rows_of(seen, users),
             shape=seen.shape[::-1],
         )
         self._sim_cache = None

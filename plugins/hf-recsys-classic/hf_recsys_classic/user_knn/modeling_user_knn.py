@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions
 from hf_recsys.modeling_utils import RecPreTrainedModel
 from torch import nn
@@ -13,7 +14,6 @@ from .._utils import (
     NeighbourUpdateMixin,
     knn_prune,
     neighbours_to_csr,
-    new_seen_pairs,
     torch_threads,
     weight_rows,
 )
@@ -87,13 +87,10 @@ class UserKNNModel(NeighbourUpdateMixin, UserKNNPreTrainedModel):
 
             return _knn_counts.column_rows(seen, items)
 
-        pairs = new_pairs
-        if pairs is None and seen_before is not None:
-            pairs = new_seen_pairs(seen_before, seen, interactions.user_idx)
         self._update_neighbour_lists(
             lambda: seen,
-            np.unique(interactions.user_idx),
-            pairs=pairs,
+            unique(interactions.user_idx),
+            pairs=self._added_pairs(new_pairs, seen_before, interactions.user_idx),
             columns=columns,
             shape=seen.shape,
         )

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 import torch
+from hf_recsys.data.arrays import unique
 from hf_recsys.data.views import Interactions, _column
 from hf_recsys.data.vocab import IdVocab
 from hf_recsys.modeling_utils import RecPreTrainedModel
@@ -80,7 +81,7 @@ class ItemContentModel(ItemContentPreTrainedModel):
         emb = torch.zeros(self.config.num_items, feats.shape[1])
         keep = pos >= 0
         emb[torch.as_tensor(pos[keep])] = torch.nn.functional.normalize(feats[torch.as_tensor(keep)], dim=1)
-        missing = self.config.num_items - int(np.unique(pos[keep]).size)
+        missing = self.config.num_items - int(unique(pos[keep]).size)
         if missing:
             logger.warning("ItemContentModel: %d item(s) have no features; they score 0.", missing)
         self.config.embedding_dim = int(feats.shape[1])
