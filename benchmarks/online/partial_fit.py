@@ -252,16 +252,16 @@ the benchmark alone, one torch thread; each run `partial_fit.py --families most_
 - **MostPopular, code or machine?** 46db989 (0.083 on the machine of 2026-12-01) and 5dec221 alternated run by run
   on this machine, 4 pairs: 0.107, 0.099, 0.116, 0.107 against 0.112, 0.110, 0.107, 0.095. ef47386 against 5dec221,
   1 pair: 0.114 against 0.113. So the code did not move it (the new-pairs hand-over and the signature look-up cost
-  nothing measurable); this machine did. Over the day's 29 MostPopular runs (these trees and the variants below): 0.091-0.116
-  (about 0.104 on average); the full solver rerun at 5dec221 gave 0.096.
+  nothing measurable); this machine did. Over the day's 29 MostPopular runs (these trees and the variants
+  below): 0.091-0.116 (about 0.104 on average); the full solver rerun at 5dec221 gave 0.096.
 - **Where its 3 ms go.** The same update in a tight loop takes 1.7-2.0 ms; after the scoring and a refit, or after
   streaming 32 MB through the caches, every step costs 1.5-3x its warm time (Arrow table from pandas 0.63 ms, log
   check 0.12, vocabulary growth 0.87, seen-items merge 0.73, the counts 0.23, the finite check 0.18; medians over
   30 in-context updates), against a 25-31 ms refit. No step dominates: the update is about 100 numpy / Arrow /
-  pandas / torch calls of 5-50 us each, and each one starts cold. Tried and not kept (no change beyond the
-  run-to-run spread; 4 alternated pairs, the allocators 2 runs each): one pass over the modules for the finite check and `requires_grad_`;
-  `_column` testing for an Arrow table first; the system allocator or jemalloc for Arrow instead of mimalloc; glibc
-  without trimming or mmap (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`).
+  pandas / torch calls of 5-50 us each, and each one starts cold. Tried and not kept (no change beyond the run-to-run
+  spread; 4 alternated pairs, the allocators 2 runs each): one pass over the modules for the finite check and
+  `requires_grad_`; `_column` testing for an Arrow table first; the system allocator or jemalloc for Arrow instead of
+  mimalloc; glibc without trimming or mmap (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`).
 - **`unique`** (`hf_recsys/data/arrays.py`, kept): numpy 2.4.6's `np.unique` of an integer array goes through a
   hash table and is slow at every size measured here (536 ids: 49 us against 8 us by a sort; 5,000: 709 against 65
   us; 1M: 0.5-1.3 s against 0.03 s); the update path, the splits, the evaluator and the KNN / ALS / EASE updates
