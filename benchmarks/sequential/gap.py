@@ -39,6 +39,8 @@ VARIANTS = {
     # on the config of examples/train/causal_sequential_ml1m.yaml as it is now (scaled, item positions, grouped)
     "constant_lr": {"lr_scheduler_type": "constant"},
     "normalized_residual": {"lr_scheduler_type": "constant", "block_residual": "normalized"},
+    # SASRec's attention: queries from LN(x), keys and values from the raw stream x
+    "sasrec_keys": {"lr_scheduler_type": "constant", "block_residual": "sasrec"},
 }
 
 

@@ -322,6 +322,50 @@ def test_normalized_residual_blocks_compute_sasrec_order_and_survive_a_save(tmp_
     np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
 
 
+def test_sasrec_blocks_read_keys_and_values_from_the_stream(tmp_path):
+    """block_residual="sasrec": SASRec's MHA(Q=LN1(x), K=x, V=x), then x = LN2(h) + mlp(LN2(h)), checked against an
+    attention written out from the block's own c_attn / c_proj weights on a padded batch through the whole model;
+    it differs from "normalized" (keys from LN1(x)), trains, and is restored by from_pretrained."""
+    torch.manual_seed(0)
+    config = CausalSequentialConfig(num_items=30, **TINY, dropout=0.0, block_residual="sasrec")
+    model = CausalSequentialRecommender(config).eval()
+    block, width, heads = model.backbone.h[0], TINY["hidden_size"], TINY["num_heads"]
+    x = torch.randn(2, 8, width)
+    weight, bias = block.attn.c_attn.weight, block.attn.c_attn.bias
+
+    def expected(x, keep):  # keep: (b, L) bool, the positions a query may attend to (and causal)
+        q = block.ln_1(x)
+        proj = lambda t, part: (t @ weight + bias)[..., part * width : (part + 1) * width]  # noqa: E731
+        split = lambda t: t.view(*t.shape[:-1], heads, -1).transpose(1, 2)  # noqa: E731
+        logits = split(proj(q, 0)) @ split(proj(x, 1)).transpose(-1, -2) / (width // heads) ** 0.5
+        allowed = torch.tril(torch.ones(8, 8, dtype=torch.bool)) & keep[:, None, None, :]
+        attn = logits.masked_fill(~allowed, -torch.inf).softmax(-1) @ split(proj(x, 2))
+        h = q + block.attn.c_proj(attn.transpose(1, 2).reshape(x.shape))
+        return block.ln_2(h) + block.mlp(block.ln_2(h))
+
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected(x, torch.ones(2, 8, dtype=torch.bool)))
+        normalized = CausalSequentialRecommender(
+            CausalSequentialConfig(num_items=30, **TINY, dropout=0.0, block_residual="normalized")
+        ).eval()
+        normalized.load_state_dict(model.state_dict())
+        assert not torch.allclose(normalized.backbone.h[0](x), block(x), atol=1e-3)
+        # a left-padded batch through the model: the real positions match the written-out block
+        ids = torch.tensor([[0, 0, 0, 3, 5, 7, 9, 11], [2, 4, 6, 8, 10, 12, 14, 16]])
+        hidden = model.encode(ids)
+        keep = ids != 0
+        emb = F.embedding(ids, model.item_table(), padding_idx=0)
+        pos = (keep.long().cumsum(1) - 1).clamp(min=0) if config.positions == "items" else torch.arange(8)
+        h0 = emb * (width**0.5 if config.scale_item_embeddings else 1.0) + model.backbone.wpe(pos)
+        want = model.backbone.ln_f(expected(h0, keep))
+        torch.testing.assert_close(hidden[keep], want[keep], rtol=1e-4, atol=1e-5)
+    model.fit(tiny_log(), epochs=1, show_progress=False)
+    model.save_pretrained(tmp_path)
+    loaded = CausalSequentialRecommender.from_pretrained(tmp_path)
+    assert loaded.config.block_residual == "sasrec"
+    np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
+
+
 def test_sasrec_option_errors_are_named():
     with pytest.raises(ValueError, match="positions"):
         CausalSequentialConfig(positions="right")

@@ -24,7 +24,7 @@ SEQUENTIAL_TRAINING_DEFAULTS = {
 
 
 #: what the sub-layers of a causal model's GPT-2 blocks add their outputs to (see :class:`CausalSequentialConfig`)
-BLOCK_RESIDUALS = ("stream", "normalized")
+BLOCK_RESIDUALS = ("stream", "normalized", "sasrec")
 
 
 class SequentialConfig(BackboneRecConfig):
@@ -167,8 +167,9 @@ class CausalSequentialConfig(SequentialConfig):
     Args:
         block_residual: what each sub-layer of a GPT-2 block adds its output to: ``"stream"`` (GPT-2's pre-norm
             blocks, ``x = x + attn(LN(x))``) or ``"normalized"`` (SASRec's blocks, ``x = LN(x) + attn(LN(x))``, then
-            ``x = LN(x) + FFN(LN(x))``: the residual stream is normalised before every sub-layer). Only for GPT-2
-            backbones; the weights are the same either way.
+            ``x = LN(x) + FFN(LN(x))``: the residual stream is normalised before every sub-layer) or ``"sasrec"``
+            (as ``"normalized"``, with the attention's keys and values read from the raw stream, as SASRec's
+            ``MHA(Q=LN(x), K=x, V=x)``). Only for GPT-2 backbones; the weights are the same in every order.
         **kwargs: see :class:`SequentialConfig`.
 
     Example:

@@ -369,32 +369,71 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
             return table[item_idx] @ table.T
 
 
+def _attention_from(
+    attn: nn.Module, query_input: torch.Tensor, kv_input: torch.Tensor, attention_mask=None
+) -> torch.Tensor:
+    """GPT-2 self-attention with the queries projected from ``query_input`` and the keys and values from
+    ``kv_input`` (the same ``c_attn``/``c_proj`` weights and attention kernel as :class:`GPT2Attention`)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.gpt2.modeling_gpt2 import eager_attention_forward
+
+    width, heads = attn.embed_dim, attn.num_heads
+    weight, bias = attn.c_attn.weight, attn.c_attn.bias  # Conv1D: (in, 3 * width)
+    query = query_input @ weight[:, :width] + bias[:width]
+    key, value = (kv_input @ weight[:, width:] + bias[width:]).split(width, dim=-1)
+    query, key, value = (t.view(*t.shape[:-1], heads, -1).transpose(1, 2) for t in (query, key, value))
+    interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
+    output, _ = interface(
+        attn,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=attn.attn_dropout.p if attn.training else 0.0,
+        scaling=attn.scaling,
+    )
+    output = attn.c_proj(output.reshape(*output.shape[:-2], -1).contiguous())
+    return attn.resid_dropout(output)
+
+
 def _normalized_residual_forward(block: nn.Module, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     """A GPT-2 block in SASRec's order: each sub-layer adds its output to its layer-normed input,
-    ``x = LN_1(x) + attn(LN_1(x))``, ``x = LN_2(x) + mlp(LN_2(x))`` (GPT-2 adds them to ``x``)."""
+    ``x = LN_1(x) + attn(LN_1(x))``, ``x = LN_2(x) + mlp(LN_2(x))`` (GPT-2 adds them to ``x``).
+
+    With ``block._sasrec_keys`` (``block_residual="sasrec"``) the attention reads its keys and values from the raw
+    stream, as SASRec's ``MHA(Q=LN_1(x), K=x, V=x)``; the queries still come from ``LN_1(x)``."""
     cache, attention_mask = (list(args) + [None, None])[:2]  # GPT2Model passes them by position
     cache, attention_mask = kwargs.pop("cache", cache), kwargs.pop("attention_mask", attention_mask)
     for name in ("encoder_hidden_states", "encoder_attention_mask"):  # no cross-attention in a causal recommender
         kwargs.pop(name, None)
     normed = block.ln_1(hidden_states)
-    attn_output, _ = block.attn(
-        normed, cache=cache, attention_mask=attention_mask, use_cache=kwargs.pop("use_cache", False), **kwargs
-    )
+    if getattr(block, "_sasrec_keys", False):
+        # GPT2Model makes an empty cache whenever its config says use_cache; a recommender never decodes
+        # incrementally, so the cache is left alone, and one that holds earlier tokens is refused
+        if cache is not None and cache.get_seq_length() > 0:
+            raise ValueError("block_residual='sasrec' cannot continue from a key/value cache")
+        attn_output = _attention_from(block.attn, normed, hidden_states, attention_mask)
+    else:
+        attn_output, _ = block.attn(
+            normed, cache=cache, attention_mask=attention_mask, use_cache=kwargs.pop("use_cache", False), **kwargs
+        )
     hidden_states = normed + attn_output
     normed = block.ln_2(hidden_states)
     return normed + block.mlp(normed)
 
 
-def use_normalized_residuals(backbone: nn.Module) -> None:
-    """Run every block of a GPT-2 backbone in SASRec's order (see :func:`_normalized_residual_forward`)."""
+def use_normalized_residuals(backbone: nn.Module, keys_from_stream: bool = False) -> None:
+    """Run every block of a GPT-2 backbone in SASRec's order (see :func:`_normalized_residual_forward`);
+    ``keys_from_stream`` also reads the attention's keys and values from the raw stream, as SASRec does."""
     bb = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
     if bb.config.model_type != "gpt2":
         raise ValueError(
-            f"block_residual='normalized' rewires GPT-2 blocks; this backbone is {bb.config.model_type!r}: "
-            "use block_residual='stream'."
+            f"block_residual='normalized' or 'sasrec' rewires GPT-2 blocks; this backbone is "
+            f"{bb.config.model_type!r}: use block_residual='stream'."
         )
     for block in bb.h:
         block.forward = types.MethodType(_normalized_residual_forward, block)
+        block._sasrec_keys = keys_from_stream
 
 
 class CausalSequentialRecommender(SequentialRecPreTrainedModel):
@@ -418,8 +457,9 @@ class CausalSequentialRecommender(SequentialRecPreTrainedModel):
 
     def __init__(self, config: CausalSequentialConfig):
         super().__init__(config)
-        if getattr(config, "block_residual", "stream") == "normalized":
-            use_normalized_residuals(self.backbone)
+        residual = getattr(config, "block_residual", "stream")
+        if residual in ("normalized", "sasrec"):
+            use_normalized_residuals(self.backbone, keys_from_stream=residual == "sasrec")
 
     def _training_batch(self, items, starts, ends, gen: torch.Generator) -> dict:
         length = self.config.max_sequence_length
