@@ -268,6 +268,17 @@ the benchmark alone, one torch thread; each run `partial_fit.py --families most_
   now take their unique ids by one sort (tested equal to `np.unique`, index and inverse included). In the tight
   loop the MostPopular update went 1.86 -> 1.68 ms and its refit 25.3 -> 23.8 ms (30 alternated rounds, the two
   functions swapped in one process), so the ratio stayed where it was.
+
+Then (commits 817a555 and 3e104e8, whose online code is the same; 2026-12-02 23:00 and 2026-12-03 07:27 UTC, another
+AMD EPYC: Zen 3 without AVX-512, the benchmark alone, one torch thread):
+
+- **MostPopular** at 817a555, 7 runs on the idle machine (2026-12-02): 0.0846, 0.0799, 0.0873, 0.0830, 0.0859, 0.0930,
+  0.0849 (refits 21-24 ms, updates 1.7-2.1 ms a chunk). With the 0.091-0.116 of the machine of 2026-12-02 above,
+  the ratio depends on the machine: its update is the shared path's fixed cost against a 20-30 ms refit.
+- **Full solver rerun at 3e104e8** (load 0.2 before, 1.0 after; the table at the top): MostPopular 0.080, ALS 0.081,
+  ItemKNN 0.039, UserKNN 0.076, EASE 0.049, every one within 1/10 of its refit; NDCG partial/refit as before (1.000
+  exact for MostPopular, the KNNs and EASE; 1.03 for ALS). A run with two torch threads beside a one-thread ML-1M job,
+  a few minutes earlier, gave 0.078, 0.078, 0.034, 0.088 and 0.058 (not kept: the table's protocol is one thread).
 """
 
 

@@ -366,6 +366,21 @@ def test_sasrec_blocks_read_keys_and_values_from_the_stream(tmp_path):
     np.testing.assert_allclose(loaded.score(["u1"], [7, 17, 27]), model.score(["u1"], [7, 17, 27]), rtol=1e-5)
 
 
+def test_sasrec_blocks_apply_a_lora_adapter_on_c_attn():
+    """The "sasrec" attention calls c_attn itself, so a LoRA adapter on it changes the output (not bypassed)."""
+    torch.manual_seed(0)
+    config = CausalSequentialConfig(num_items=30, **TINY, dropout=0.0, block_residual="sasrec", use_lora=True)
+    model = CausalSequentialRecommender(config).eval()
+    ids = torch.tensor([[0, 3, 5, 7, 9, 11, 13, 15]])
+    with torch.no_grad():
+        before = model.encode(ids)
+        lora_b = [p for n, p in model.backbone.named_parameters() if "lora_B" in n and "c_attn" in n]
+        assert lora_b, "the adapter should wrap c_attn"
+        for p in lora_b:
+            p.normal_()
+        assert not torch.allclose(model.encode(ids), before, atol=1e-4)
+
+
 def test_sasrec_option_errors_are_named():
     with pytest.raises(ValueError, match="positions"):
         CausalSequentialConfig(positions="right")
@@ -383,6 +398,7 @@ def test_sasrec_option_errors_are_named():
     [
         "causal_sequential_ml1m.yaml",
         "causal_sequential_ml1m_h128.yaml",
+        "causal_sequential_ml1m_h128_sasrec.yaml",
         "masked_sequential_ml1m.yaml",
         "masked_sequential_ml1m_h128.yaml",
     ],

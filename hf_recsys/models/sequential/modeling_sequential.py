@@ -378,9 +378,9 @@ def _attention_from(
     from transformers.models.gpt2.modeling_gpt2 import eager_attention_forward
 
     width, heads = attn.embed_dim, attn.num_heads
-    weight, bias = attn.c_attn.weight, attn.c_attn.bias  # Conv1D: (in, 3 * width)
-    query = query_input @ weight[:, :width] + bias[:width]
-    key, value = (kv_input @ weight[:, width:] + bias[width:]).split(width, dim=-1)
+    # c_attn itself on both inputs (not its weight slices), so that an adapter on it (LoRA) still applies
+    query = attn.c_attn(query_input)[..., :width]
+    key, value = attn.c_attn(kv_input)[..., width:].split(width, dim=-1)
     query, key, value = (t.view(*t.shape[:-1], heads, -1).transpose(1, 2) for t in (query, key, value))
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
     output, _ = interface(
