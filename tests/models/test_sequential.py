@@ -262,13 +262,40 @@ def test_positions_counted_from_the_first_item_ignore_the_padding(cls, cfg_cls):
     right-padded positions); positions="window" (the default, as saved models were trained) does depend on it."""
     ids = torch.tensor([[0, 0, 0, 0, 3, 7, 5, 9]])
     states = {}
-    for positions in ("window", "items"):
+    for positions in ("window", "items", "from_end"):
         torch.manual_seed(0)
         model = cls(cfg_cls(num_items=30, **TINY, dropout=0.0, positions=positions)).eval()
         with torch.no_grad():
             states[positions] = (model.encode(ids)[0, -1], model.encode(ids[:, 3:])[0, -1])
     torch.testing.assert_close(*states["items"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(*states["from_end"], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(*states["window"], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "cls, cfg_cls",
+    [(CausalSequentialRecommender, CausalSequentialConfig), (MaskedSequentialRecommender, MaskedSequentialConfig)],
+)
+def test_positions_from_end_relabel_the_left_padded_window(cls, cfg_cls):
+    """positions="from_end" gives the last token position 0 and counts back: in a full-length left-padded window,
+    ``L - 1 - `` the window's position, so a model whose position table is the window model's, reversed, computes
+    the same states (BERT4Rec's left-padded positions, independent of how much padding is cut)."""
+    length = TINY["max_sequence_length"]
+    ids = torch.tensor([[0, 0, 0, 0, 3, 7, 5, 9], [4, 8, 1, 2, 6, 3, 7, 5]])
+    seen = {}
+    torch.manual_seed(0)
+    window = cls(cfg_cls(num_items=30, **TINY, dropout=0.0)).eval()
+    torch.manual_seed(0)
+    from_end = cls(cfg_cls(num_items=30, **TINY, dropout=0.0, positions="from_end")).eval()
+    table = next(m for n, m in from_end.backbone.named_modules() if n.endswith(("wpe", "position_embeddings")))
+    with torch.no_grad():
+        table.weight[:length] = table.weight[:length].flip(0).clone()
+    table.register_forward_pre_hook(lambda m, a: seen.update(pos=a[0]))
+    with torch.no_grad():
+        expected, got = window.encode(ids), from_end.encode(ids)
+    assert seen["pos"][:, -1].tolist() == [0, 0] and seen["pos"][1].tolist() == list(range(length - 1, -1, -1))
+    real = ids != 0
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
 
 
 def test_scaled_item_embeddings_reach_the_backbone_and_not_the_output():

@@ -191,6 +191,8 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
         extra = {}
         if self.config.positions == "items":
             extra["position_ids"] = (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+        elif self.config.positions == "from_end":  # the last token is position 0, whatever padding precedes it
+            extra["position_ids"] = (attention_mask.long().flip(1).cumsum(1).flip(1) - 1).clamp(min=0)
         return self.backbone(inputs_embeds=x, attention_mask=attention_mask, **extra).last_hidden_state
 
     def forward(
@@ -253,10 +255,10 @@ class SequentialRecPreTrainedModel(EngineTrainedMixin, BackboneModelMixin, RecPr
     def _grouped_batch(self, batch: dict, tokens_per_user: float) -> dict:
         """A batch of users grouped by length (``group_by_length``): the left-padding columns that no row uses are
         dropped (the outputs at the real positions do not change: positions are counted from each window's first
-        item), and ``loss_scale`` weighs the batch's mean loss by its history tokens (the positions it predicts, or
-        for a masked model what its masked positions are drawn from) against ``tokens_per_user``, the mean over
-        every user's window, so that a batch of short histories moves the model as little as its few positions
-        would in a random batch."""
+        item or back from its last), and ``loss_scale`` weighs the batch's mean loss by its history tokens (the
+        positions it predicts, or for a masked model what its masked positions are drawn from) against
+        ``tokens_per_user``, the mean over every user's window, so that a batch of short histories moves the model
+        as little as its few positions would in a random batch."""
         first = int((batch["input_ids"] != 0).any(0).long().argmax())  # pads are 0; mask tokens are not
         if first:
             batch = {k: v[:, first:] for k, v in batch.items()}
