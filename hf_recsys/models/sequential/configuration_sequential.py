@@ -142,8 +142,8 @@ class SequentialConfig(BackboneRecConfig):
         if group_by_length and positions == "window":
             raise ValueError(
                 f"{type(self).__name__}: group_by_length=True needs positions='items' or 'from_end' (with "
-                "positions='window' a "
-                "position id is the index in the padded window, so cutting the padding would move every item)."
+                "positions='window' a position id is the index in the padded window, so cutting the padding would "
+                "move every item)."
             )
         self.group_by_length = group_by_length
         if text_fusion != "none" and not item_text_dim:
