@@ -346,8 +346,13 @@ class NonFiniteLossGuard:
     def __init__(self):
         self.first_bad: torch.Tensor | None = None
 
-    def update(self, loss: torch.Tensor, step: int) -> None:
-        """Record ``step`` if ``loss`` is not finite (a device-side operation: no sync)."""
+    def update(self, loss: torch.Tensor | float, step: int) -> None:
+        """Record ``step`` if ``loss`` is not finite (a device-side operation: no sync; a host ``float`` is checked
+        on the host)."""
+        if isinstance(loss, float):
+            if math.isfinite(loss):
+                return
+            loss = torch.tensor(loss)
         if self.first_bad is None:
             self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
         bad = ~torch.isfinite(loss) & (self.first_bad < 0)

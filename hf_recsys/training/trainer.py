@@ -523,14 +523,14 @@ class RecTrainer:
         """One optimiser step over this process's share of ``chunk``; returns the process's weighted loss."""
         acc = self.accelerator
         micro = shard_step(chunk, self.options.batch_size, acc.num_processes, acc.process_index)
-        total = torch.zeros((), device=acc.device)
+        total, host = torch.zeros((), device=acc.device), 0.0
         for m, (local, weight) in enumerate(micro):
             self._call("on_batch", local if weight > 0 else local[:0])
             gen = step_generator(self.options.seed, epoch, step, m, acc.process_index)
             batch = _to_device(self.examples.collate(local, gen), acc.device)
-            if self._sgd_hook:  # the family's own in-place update at the current learning rate
+            if self._sgd_hook:  # the family's own in-place update at the current learning rate (a host loss)
                 lr = self.optimizer.param_groups[0]["lr"]
-                total += torch.as_tensor(float(self.unwrapped.sgd_step(lr, **batch))) * weight
+                host += float(self.unwrapped.sgd_step(lr, **batch)) * weight
                 continue
             sync = m == len(micro) - 1
             with nullcontext() if sync else acc.no_sync(self.model):
@@ -538,10 +538,11 @@ class RecTrainer:
                     loss = self.model(**batch).loss
                 acc.backward(loss if weight == 1.0 else loss * weight)
             total += loss.detach().float() * weight  # the mean over processes is the step's mean loss
-        self._nan_guard.update(total, self.state.global_step + 1)
-        if self._sgd_hook:
+        if self._sgd_hook:  # a short step (BPR: about 1 ms), so no tensor work for its loss
+            self._nan_guard.update(host, self.state.global_step + 1)
             self.scheduler.step()
-            return total
+            return total.fill_(host)
+        self._nan_guard.update(total, self.state.global_step + 1)
         if self.options.max_grad_norm:
             acc.clip_grad_norm_(self._params, self.options.max_grad_norm)
         if self._plain_step:

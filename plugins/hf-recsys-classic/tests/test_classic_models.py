@@ -372,6 +372,50 @@ def test_negative_sampler_bit_table_and_binary_search_agree(monkeypatch):
     assert float(dense.is_positive(users, negs).float().mean()) < float(expected.float().mean())
 
 
+def test_negative_sampler_compiled_path_draws_what_the_torch_path_draws(monkeypatch):
+    from hf_recsys_classic.bprmf import _kernel
+    from hf_recsys_classic.bprmf.modeling_bprmf import NegativeSampler
+
+    if not _kernel.available():
+        pytest.skip("numba is not installed (the fast extra)")
+    positives = random_interactions(50, 12, seed=3, density=0.5).to_csr()  # dense rows: many clashes and redraws
+    users = torch.randint(50, (4000,), generator=torch.Generator().manual_seed(1))
+    for popularity, redraws in ((False, 3), (True, 3), (False, 1), (False, 0)):
+        sampler = NegativeSampler(positives, popularity=popularity, redraws=redraws)
+        compiled = sampler.sample(users, torch.Generator().manual_seed(7))
+        with monkeypatch.context() as m:
+            m.setattr(_kernel, "available", lambda: False)
+            plain = sampler.sample(users, torch.Generator().manual_seed(7))
+        assert torch.equal(compiled, plain), (popularity, redraws)
+        if redraws:  # the redraws took effect: fewer positives than among plain uniform draws
+            raw = torch.randint(12, (4000,), generator=torch.Generator().manual_seed(2))
+            assert sampler.is_positive(users, compiled).float().mean() < sampler.is_positive(users, raw).float().mean()
+
+
+@pytest.mark.parametrize("kernel", ["numba", "torch"])
+def test_bpr_sgd_stops_at_a_non_finite_loss(kernel):
+    """The SGD hook's loss is a host float, checked on the host: a diverging run still stops with a clear error, and
+    the trainer's guard takes host floats as it takes device tensors."""
+    from types import SimpleNamespace
+
+    from hf_recsys.training.checkpoints import NonFiniteLossGuard
+
+    from hf_recsys_classic.bprmf import _kernel
+
+    if kernel == "numba" and not _kernel.available():
+        pytest.skip("numba is not installed (the fast extra)")
+    config = BPRMFConfig(factors=8, epochs=3, learning_rate=1e30, init_std=1.0, sgd_kernel=kernel)
+    with pytest.raises(FloatingPointError, match="(?i)loss became nan"):
+        _fit(BPRMFModel(config), random_interactions(30, 20, seed=4))
+    guard, single = NonFiniteLossGuard(), SimpleNamespace(num_processes=1)
+    guard.update(0.7, 1)
+    guard.check(single)  # finite: nothing recorded
+    guard.update(float("inf"), 2)
+    guard.update(torch.tensor(float("nan")), 3)
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        guard.check(single)
+
+
 def test_knn_sparse_fallback_matches_dense(monkeypatch):
     from hf_recsys_classic import _utils
 
