@@ -284,8 +284,10 @@ class BPRKernel:
         size = -(-len(u) // parts)
         rows_u, rows_i = np.empty((parts, size), dtype=np.int64), np.empty((parts, 2 * size), dtype=np.int64)
         acc = (self.du[:parts], self.di[:parts], self.db[:parts], self.seen_u[:parts], self.seen_i[:parts])
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(parts, numba.config.NUMBA_NUM_THREADS))
+        previous, wanted = numba.get_num_threads(), min(parts, numba.config.NUMBA_NUM_THREADS)
+        if wanted == previous:  # the usual case (a step per millisecond): no thread-count calls
+            return float(compiled(parallel=True)(*head, *acc, rows_u, rows_i))
+        numba.set_num_threads(wanted)
         try:
             return float(compiled(parallel=True)(*head, *acc, rows_u, rows_i))
         finally:
