@@ -285,13 +285,13 @@ class BPRKernel:
         rows_u, rows_i = np.empty((parts, size), dtype=np.int64), np.empty((parts, 2 * size), dtype=np.int64)
         acc = (self.du[:parts], self.di[:parts], self.db[:parts], self.seen_u[:parts], self.seen_i[:parts])
         previous, wanted = numba.get_num_threads(), min(parts, numba.config.NUMBA_NUM_THREADS)
-        if wanted == previous:  # the usual case (a step per millisecond): no thread-count calls
-            return float(compiled(parallel=True)(*head, *acc, rows_u, rows_i))
-        numba.set_num_threads(wanted)
+        if wanted != previous:  # usually equal (a step per millisecond): then no thread-count calls
+            numba.set_num_threads(wanted)
         try:
             return float(compiled(parallel=True)(*head, *acc, rows_u, rows_i))
         finally:
-            numba.set_num_threads(previous)
+            if wanted != previous:
+                numba.set_num_threads(previous)
 
 
 def _default_threads() -> int:
