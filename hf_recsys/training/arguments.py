@@ -126,6 +126,21 @@ class DataArguments:
     min_rating: float | None = field(
         default=None, metadata={"help": "keep only interactions rated at least this (implicit-feedback training)"}
     )
+    item_text_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "a local text encoder folder (transformers AutoModel, e.g. all-MiniLM-L6-v2): each item's text is "
+            "embedded (mean-pooled, cached) for a model with text_fusion (its item_text_dim defaults to the "
+            "encoder's width)"
+        },
+    )
+    item_text_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "item texts for item_text_model: an item table as load_items reads it (item_id with title, "
+            "genres, tags; e.g. MovieLens movies.csv); default: the dataset's own, for MovieLens folders"
+        },
+    )
     synthetic_users: int = field(default=500, metadata={"help": "dataset=synthetic: number of users"})
     synthetic_items: int = field(default=300, metadata={"help": "dataset=synthetic: number of items"})
     synthetic_interactions: int = field(default=10_000, metadata={"help": "dataset=synthetic: number of rows"})
@@ -141,6 +156,8 @@ class DataArguments:
             raise ValueError("DataArguments: train_file is already split; set split: none (or use dataset).")
         if self.dataset is not None and self.split == "none":
             raise ValueError("DataArguments: split: none needs train_file (and validation_file/test_file).")
+        if self.item_text_file is not None and self.item_text_model is None:
+            raise ValueError("DataArguments: item_text_file needs item_text_model (the encoder of the texts).")
 
 
 @dataclass

@@ -20,16 +20,22 @@ from .arguments import DataArguments, ModelArguments, RecTrainingArguments
 logger = logging.getLogger(__name__)
 
 
-def load_training_data(data_args: DataArguments, seed: int = 0) -> tuple[dict[str, Any], str]:
-    """The ``train`` / ``validation`` / ``test`` logs the data arguments describe, and a name for the data."""
+def load_training_data(
+    data_args: DataArguments, seed: int = 0, with_items: bool = False
+) -> tuple[dict[str, Any], str] | tuple[dict[str, Any], str, Any]:
+    """The ``train`` / ``validation`` / ``test`` logs the data arguments describe, and a name for the data; with
+    ``with_items`` also the dataset's item table (``item_id``, ``text``, ...) where its loader gives one, else
+    ``None``."""
     from .. import data as D
 
+    items = None
     if data_args.split == "none":
         parts = {"train": D.load_interactions(data_args.train_file, columns=data_args.columns or None)}
         for name, path in (("validation", data_args.validation_file), ("test", data_args.test_file)):
             if path:
                 parts[name] = D.load_interactions(path, columns=data_args.columns or None)
-        return _filter_rating(parts, data_args), os.path.basename(str(data_args.train_file))
+        found = _filter_rating(parts, data_args), os.path.basename(str(data_args.train_file))
+        return (*found, items) if with_items else found
     source = data_args.dataset
     if source == "synthetic":
         log, _ = D.generate_interactions(
@@ -52,9 +58,9 @@ def load_training_data(data_args: DataArguments, seed: int = 0) -> tuple[dict[st
             source = str(found)
         name = os.path.basename(os.path.normpath(source))
         if os.path.isdir(source) and os.path.isfile(os.path.join(source, "ml-1m.txt")):
-            log, _ = D.load_movielens_1m_sasrec(source)  # SASRec's ML-1M (user item sequences)
+            log, items = D.load_movielens_1m_sasrec(source)  # SASRec's ML-1M (user item sequences)
         elif os.path.isdir(source) and _is_movielens(source):
-            log, _ = D.load_movielens(source)
+            log, items = D.load_movielens(source)
         else:
             log = D.load_interactions(source, columns=data_args.columns or None)
     log = _filter_rating({"all": log}, data_args)["all"]
@@ -70,7 +76,66 @@ def load_training_data(data_args: DataArguments, seed: int = 0) -> tuple[dict[st
         parts = D.random_split(
             log, test_ratio=data_args.test_ratio, validation_ratio=data_args.validation_ratio, seed=seed
         )
-    return dict(parts), name
+    return (dict(parts), name, items) if with_items else (dict(parts), name)
+
+
+def item_text_embeddings(data_args: DataArguments, items: Any) -> tuple[list, np.ndarray] | None:
+    """``(item_ids, embeddings)`` of the items' texts by ``data_args.item_text_model`` (mean-pooled last states,
+    cached on disk by :func:`~hf_recsys.models.llm.encode_item_texts`), from ``item_text_file`` or else the
+    dataset's item table ``items``; ``None`` without ``item_text_model``."""
+    if data_args.item_text_model is None:
+        return None
+    from ..data import load_items
+    from ..models.llm import encode_item_texts
+
+    if data_args.item_text_file is not None:
+        items = load_items(data_args.item_text_file)
+    if items is None or "text" not in items.column_names:
+        raise ValueError(
+            "item_text_model: this dataset has no item texts; give item_text_file (an item table with item_id and "
+            "title/genres/tags columns, as load_items reads it)."
+        )
+    ids, texts = list(items["item_id"]), list(items["text"])
+    return ids, encode_item_texts(texts, data_args.item_text_model, pooling="mean", show_progress=True)
+
+
+def _size_item_texts(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Check that a new model with ``text_fusion`` gets ``item_text_model`` (and the reverse), and give it the
+    encoder's width as its ``item_text_dim`` (or check the one the config gives)."""
+    from transformers import AutoConfig
+
+    from ..auto import AutoRecConfig
+
+    encoder = data_args.item_text_model
+    if model_args.model_name_or_path is not None:
+        if encoder is not None:
+            raise ValueError(
+                "item_text_model embeds the texts of a new model's items; a saved model (model_name_or_path) keeps "
+                "the item text embeddings it was trained with."
+            )
+        return
+    defaults = AutoRecConfig.for_model(model_args.model_type)
+    fusion = model_args.model_config.get("text_fusion", getattr(defaults, "text_fusion", "none"))
+    if encoder is None:
+        if fusion != "none":
+            raise ValueError(
+                f"text_fusion={fusion!r} needs item texts: set item_text_model (a local text encoder folder, e.g. "
+                "all-MiniLM-L6-v2's) and, where the dataset has none, item_text_file."
+            )
+        return
+    if not hasattr(defaults, "item_text_dim"):
+        raise ValueError(f"item_text_model: model type {model_args.model_type!r} does not read item texts.")
+    if fusion == "none":
+        raise ValueError(
+            f"item_text_model: {model_args.model_type} with text_fusion 'none' does not read item texts; set "
+            "text_fusion ('add' or 'init') in model_config."
+        )
+    width = AutoConfig.from_pretrained(encoder).hidden_size
+    given = model_args.model_config.get("item_text_dim")
+    if not given:
+        model_args.model_config["item_text_dim"] = width
+    elif int(given) != width:
+        raise ValueError(f"item_text_dim is {given}, but item_text_model embeds texts in {width} dimensions.")
 
 
 def _is_movielens(folder: str) -> bool:
@@ -152,11 +217,13 @@ def run_train(
             f"{out} already holds a trained model: set overwrite_output_dir, resume_from_checkpoint, or another "
             "output_dir."
         )
+    _size_item_texts(model_args, data_args)  # before the config is first built (config_seed)
     if training_args.seed is None:  # the config's seed, so that fit() and `hf-recsys train` agree by default
         training_args.seed = config_seed(model_args)
     acc = make_accelerator(training_args)
-    parts, data_name = load_training_data(data_args, seed=training_args.seed)
+    parts, data_name, items = load_training_data(data_args, seed=training_args.seed, with_items=True)
     train_log = parts["train"]
+    texts = item_text_embeddings(data_args, items)
     model = build_model(model_args, train_log, training_args.seed)
     train = encode_interactions(train_log, model.user_vocab, model.item_vocab)
     validation = parts.get("validation")
@@ -165,7 +232,10 @@ def run_train(
     if validation is None and training_args.eval_strategy != "no":
         logger.warning("No validation split: training without validation (eval_strategy is ignored).")
     timer = EpochTimer()
-    trainer = RecTrainer(model, training_args, train, eval_data=validation, accelerator=acc, callbacks=[timer])
+    trainer = RecTrainer(
+        model, training_args, train, eval_data=validation, accelerator=acc, callbacks=[timer],
+        examples_kwargs=None if texts is None else {"item_text_embeddings": texts},
+    )  # fmt: skip
     started = time.perf_counter()
     try:
         state = trainer.train()
@@ -216,4 +286,4 @@ def run_train(
     return summary
 
 
-__all__ = ["build_model", "load_training_data", "run_train"]
+__all__ = ["build_model", "item_text_embeddings", "load_training_data", "run_train"]

@@ -426,6 +426,7 @@ def test_sasrec_option_errors_are_named():
         "causal_sequential_ml1m.yaml",
         "causal_sequential_ml1m_h128.yaml",
         "causal_sequential_ml1m_h128_sasrec.yaml",
+        "causal_sequential_ml1m_h128_sasrec_text.yaml",
         "masked_sequential_ml1m.yaml",
         "masked_sequential_ml1m_h128.yaml",
     ],
@@ -440,8 +441,13 @@ def test_ml1m_example_configs_build_a_model_that_trains(name):
 
     cfg = yaml.safe_load((Path(__file__).parents[2] / "examples" / "train" / name).read_text())
     model_config = cfg["model_config"] | {"max_sequence_length": 12, "precision": "fp32"}
+    texts = {}
+    if model_config.get("text_fusion", "none") != "none":  # `hf-recsys train` sizes it to item_text_model's width
+        model_config["item_text_dim"] = 8
+        items = sorted(set(tiny_log()["item_id"]))
+        texts["item_text_embeddings"] = (items, np.random.default_rng(0).normal(size=(len(items), 8)))
     model = AutoModelForRecommendation.for_model(cfg["model_type"], **model_config)
-    model.fit(tiny_log(), max_steps=1, show_progress=False)
+    model.fit(tiny_log(), max_steps=1, show_progress=False, **texts)
     assert model.last_training_history.step_losses and np.isfinite(model.last_training_history.step_losses[0])
 
 

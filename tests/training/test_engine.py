@@ -155,3 +155,77 @@ def test_fit_and_one_process_train_command_give_the_same_model(tmp_path, seed_in
     assert ours.keys() == theirs.keys()
     for name in ours:
         torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.fixture
+def tiny_text_encoder(tmp_path):
+    """A tiny BERT-style text encoder (random weights, word-level tokenizer), as all-MiniLM-L6-v2 is laid out."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path / "encoder"
+    words = "film comedy drama action Genres :".split() + [str(i) for i in range(40)] + list(".,")
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]").save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+    BertModel(cfg).save_pretrained(folder)
+    return str(folder)
+
+
+def test_train_command_embeds_item_texts_as_fit_takes_them(tmp_path, tiny_text_encoder, monkeypatch, capsys):
+    """`item_text_model` + `item_text_file` in a train config: the items' texts are embedded by the encoder (its
+    width becomes item_text_dim) and reach the model as `fit(item_text_embeddings=...)` gives them: the same
+    model; bad combinations are clear errors."""
+    import pandas as pd
+
+    from hf_recsys.cli import main
+    from hf_recsys.data import load_interactions, load_items
+    from hf_recsys.models.llm import encode_item_texts
+
+    monkeypatch.setenv("HF_RECSYS_CACHE", str(tmp_path / "cache"))
+    log, _ = generate_interactions(num_users=30, num_items=20, num_interactions=300, seed=3)
+    data, item_file = tmp_path / "train.csv", tmp_path / "items.csv"
+    log.to_pandas().to_csv(data, index=False)
+    ids = sorted(set(log["item_id"]))
+    genres = ["Comedy", "Drama", "Action"]
+    pd.DataFrame({"item_id": ids, "title": [f"film {i}" for i in range(len(ids))],
+                  "genres": [genres[i % 3] for i in range(len(ids))]}).to_csv(item_file, index=False)  # fmt: skip
+    model_config = {**TINY, "epochs": 1, "batch_size": 16, "optimizer": "adam", "text_fusion": "init", "seed": 4}
+    run = {"model_type": "causal_sequential", "model_config": model_config, "train_file": str(data),
+           "split": "none", "output_dir": str(tmp_path / "out"), "eval_strategy": "no", "save_strategy": "no",
+           "do_test": False, "disable_tqdm": True, "item_text_model": tiny_text_encoder,
+           "item_text_file": str(item_file)}  # fmt: skip
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(run))
+    assert main(["train", str(config)]) == 0
+    trained = AutoModelForRecommendation.from_pretrained(tmp_path / "out")
+    assert trained.config.item_text_dim == 24 and trained.config.text_fusion == "init"
+
+    items = load_items(str(item_file))
+    feats = encode_item_texts(list(items["text"]), tiny_text_encoder, show_progress=False)
+    row = trained.item_vocab.encode([items["item_id"][0]])[0]
+    torch.testing.assert_close(trained.item_text_features[row], torch.from_numpy(feats[0]))
+    torch.manual_seed(4)  # as `hf-recsys train` seeds the new model's weights
+    fitted = AutoModelForRecommendation.for_model("causal_sequential", **model_config, item_text_dim=24)
+    fitted.fit(load_interactions(str(data)), item_text_embeddings=(list(items["item_id"]), feats), show_progress=False)
+    ours, theirs = fitted.state_dict(), trained.state_dict()
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0, msg=name)
+
+    for change, message in (
+        ({"item_text_file": None}, "no item texts"),
+        ({"model_config": {**model_config, "text_fusion": "none"}}, "text_fusion"),
+        ({"model_config": {**model_config, "item_text_dim": 8}}, "24 dimensions"),
+        ({"model_type": "bprmf", "model_config": {"factors": 4}}, "does not read item texts"),
+        ({"item_text_model": None}, "item_text_file needs item_text_model"),
+        ({"item_text_model": None, "item_text_file": None}, "needs item texts"),
+    ):
+        config.write_text(yaml.safe_dump({**run, **change, "overwrite_output_dir": True}))
+        capsys.readouterr()
+        assert main(["train", str(config)]) == 2, change
+        assert message in capsys.readouterr().err, change

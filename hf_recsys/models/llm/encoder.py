@@ -47,7 +47,8 @@ def encode_item_texts(
     Args:
         texts: one text per item (e.g. "title (year) genres").
         model_name_or_path: a local folder of an ``AutoModel`` LLM; default SmolLM2-135M-Instruct
-            (:func:`~hf_recsys.models.llm.smollm2_path`).
+            (:func:`~hf_recsys.models.llm.smollm2_path`). A text encoder such as all-MiniLM-L6-v2 (BERT) works too,
+            for its last layer (``num_layers=None``).
         pooling: ``"mean"`` (mean of the token states, padding excluded) or ``"last"`` (the state of the last
             token, which in a causal LLM has read the whole text).
         max_length: tokens per text (longer texts are cut).
@@ -135,10 +136,13 @@ def encode_item_text_layers(
         tok.pad_token = tok.eos_token or tok.unk_token
     model = AutoModel.from_pretrained(path).eval()
     all_layers = getattr(model, "layers", None)
+    if all_layers is None and all(int(n) == -1 for n in layers):
+        all_layers = [None]  # an encoder without `.layers` (BERT, MiniLM): its last states only
     total = len(all_layers or [])
     resolved = {n: total if int(n) == -1 else int(n) for n in layers}
     wanted = sorted(set(resolved.values()))
-    if any(n < 1 for n in wanted) or (wanted and wanted[-1] > total) or getattr(model, "norm", None) is None:
+    decoder = getattr(model, "layers", None) is not None and getattr(model, "norm", None) is not None
+    if any(n < 1 for n in wanted) or (wanted and wanted[-1] > total) or (wanted != [total] and not decoder):
         raise ValueError(f"layers={list(layers)}: {path} has {total} decoder layers in `.layers` (and a `.norm`).")
     depth = wanted[-1]
     if depth < total:  # run only as deep as needed
